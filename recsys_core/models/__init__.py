@@ -1,0 +1,29 @@
+"""The model registry: stable string keys -> Recommender classes (explicit, no import magic).
+
+To add a model: one module under ``recsys_core/models/``, one import below, one entry in
+``_ALL``. The contract suite in ``tests/test_model_contract.py`` then covers it automatically.
+"""
+
+from __future__ import annotations
+
+from recsys_core.errors import NotFoundError
+from recsys_core.models.base import Recommender
+from recsys_core.models.popular import MostPopular, Random
+
+_ALL: tuple[type[Recommender], ...] = (
+    Random,
+    MostPopular,
+)
+
+MODELS: dict[str, type[Recommender]] = {cls.name: cls for cls in _ALL}
+
+
+def get_model(key: str) -> type[Recommender]:
+    """The model class registered under ``key``; NotFoundError lists the known keys."""
+    try:
+        return MODELS[key]
+    except KeyError:
+        raise NotFoundError(f"unknown model {key!r}; known models: {sorted(MODELS)}") from None
+
+
+__all__ = ["MODELS", "Recommender", "get_model"]

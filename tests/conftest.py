@@ -1,0 +1,44 @@
+"""Shared fixtures: small synthetic data with planted structure, a workspace, the device."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from recsys_core.data.synthetic import SyntheticConfig, make_synthetic
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    """300 users x 200 items, 5 taste clusters, long tail, time order, side tables."""
+    return make_synthetic(SyntheticConfig())
+
+
+@pytest.fixture(scope="session")
+def small_synthetic():
+    """A tiny dataset for fast contract checks."""
+    return make_synthetic(SyntheticConfig(n_users=60, n_items=40, n_clusters=4, mean_history=8))
+
+
+@pytest.fixture()
+def workspace(tmp_path, monkeypatch):
+    """An empty workspace folder, also set as $RECSYS_EXPLORER_HOME."""
+    from recsys_core.workspace import Workspace
+
+    monkeypatch.setenv("RECSYS_EXPLORER_HOME", str(tmp_path / "ws"))
+    return Workspace(tmp_path / "ws").ensure()
+
+
+def _devices() -> list[str]:
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    return found
+
+
+@pytest.fixture(params=_devices())
+def device(request):
+    """Every available device: CUDA cases run only where a GPU exists."""
+    return request.param
