@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from recsys_core.balance import BalanceConfig, check_honoured
 from recsys_core.config import config_from_dict, config_to_dict
 from recsys_core.data.interactions import Interactions, Sequences
 from recsys_core.device import resolve_device, seed_everything
@@ -53,13 +54,22 @@ class Recommender(ABC):
     #: Names of the ``BalanceConfig`` options this model honours (see ``recsys_core.balance``).
     honours_balance: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, config: Any = None, *, device: str | torch.device = "auto", seed: int = 0):
+    def __init__(
+        self,
+        config: Any = None,
+        *,
+        device: str | torch.device = "auto",
+        seed: int = 0,
+        balance: BalanceConfig | None = None,
+    ):
         config = self.Config() if config is None else config
         if not isinstance(config, self.Config):
             raise ConfigError(
                 f"{self.name}: expected a {self.Config.__name__}, got {type(config).__name__}"
             )
         self.config = config
+        self.balance = balance or BalanceConfig()
+        check_honoured(self.name, self.honours_balance, self.balance)
         self.device = resolve_device(device)
         self.seed = int(seed)
 
@@ -180,6 +190,7 @@ class Recommender(ABC):
             "model": self.name,
             "config": config_to_dict(self.config),
             "seed": self.seed,
+            "balance": config_to_dict(self.balance),
             "n_users": self.n_users_,
             "n_items": self.n_items_,
         }
@@ -196,7 +207,10 @@ class Recommender(ABC):
         meta = json.loads((directory / META_FILE).read_text())
         model_cls = get_model(meta["model"]) if cls is Recommender else cls
         model = model_cls(
-            config_from_dict(model_cls.Config, meta["config"]), device=device, seed=meta["seed"]
+            config_from_dict(model_cls.Config, meta["config"]),
+            device=device,
+            seed=meta["seed"],
+            balance=config_from_dict(BalanceConfig, meta.get("balance")),
         )
         state = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=True)
         model.n_users_ = int(meta["n_users"])
