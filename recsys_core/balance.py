@@ -60,13 +60,7 @@ class BalanceConfig:
 
     def changed(self) -> set[str]:
         """Names of the fields set away from their defaults."""
-        defaults = BalanceConfig.__new__(BalanceConfig)
-        out = set()
-        for f in fields(self):
-            if getattr(self, f.name) != f.default:
-                out.add(f.name)
-        del defaults
-        return out
+        return {f.name for f in fields(self) if getattr(self, f.name) != f.default}
 
 
 #: Fields that only qualify another field; they count as honoured when their parent is.
