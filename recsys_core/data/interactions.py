@@ -18,6 +18,7 @@ from recsys_core.data.columns import (
     CATEGORIES,
     EVENT,
     ITEM,
+    SPLIT,
     TIMESTAMP,
     TITLE,
     USER,
@@ -96,6 +97,8 @@ class Interactions:
     item_table : side information indexed 0..n_items-1 (``title``, ``categories`` as
         ``"A|B"`` strings, ``text``, numeric columns, ``embedding`` as float arrays), or None.
     user_table : side information indexed 0..n_users-1, or None.
+    labels : object [nnz] predefined split label per interaction (``train``/``valid``/``test``)
+        when the source data carried one, else None.
     """
 
     user_ids: np.ndarray
@@ -107,6 +110,7 @@ class Interactions:
     events: np.ndarray | None = None
     item_table: pd.DataFrame | None = None
     user_table: pd.DataFrame | None = None
+    labels: np.ndarray | None = None
 
     # ----- sizes -----------------------------------------------------------------------------
     @property
@@ -176,6 +180,7 @@ class Interactions:
             values=self.values[mask],
             timestamps=None if self.timestamps is None else self.timestamps[mask],
             events=None if self.events is None else self.events[mask],
+            labels=None if self.labels is None else self.labels[mask],
         )
 
     # ----- raw ids at the edges ------------------------------------------------------------------
@@ -220,6 +225,8 @@ class Interactions:
             frame[TIMESTAMP] = self.timestamps
         if self.events is not None:
             frame[EVENT] = self.events
+        if self.labels is not None:
+            frame[SPLIT] = self.labels
         return frame
 
     @classmethod
@@ -231,7 +238,7 @@ class Interactions:
         user_table: pd.DataFrame | None = None,
     ) -> Interactions:
         """Encode a clean frame with canonical columns (``user``, ``item``[, ``value``,
-        ``timestamp``, ``event``]). Validation belongs to the importer; this only encodes.
+        ``timestamp``, ``event``, ``split``]). Validation belongs to the importer; this only encodes.
 
         ``item_table`` / ``user_table`` are indexed by raw id; rows for ids that have no
         interaction are dropped here (the importer reports them before calling this).
@@ -245,6 +252,7 @@ class Interactions:
         )
         timestamps = frame[TIMESTAMP].to_numpy(dtype=np.int64) if TIMESTAMP in frame else None
         events = frame[EVENT].to_numpy(dtype=object) if EVENT in frame else None
+        labels = frame[SPLIT].to_numpy(dtype=object) if SPLIT in frame else None
         users = user_codes.astype(np.int32)
         items = item_codes.astype(np.int32)
         order = np.lexsort((timestamps, users)) if timestamps is not None else np.argsort(
@@ -260,6 +268,7 @@ class Interactions:
             values=values[order],
             timestamps=None if timestamps is None else timestamps[order],
             events=None if events is None else events[order],
+            labels=None if labels is None else labels[order],
             item_table=_align(item_table, item_ids),
             user_table=_align(user_table, user_ids),
         )
