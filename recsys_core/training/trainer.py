@@ -139,8 +139,14 @@ def local_validation_ndcg(
         scores = mask_items(model.score_users(batch).float(), seen[batch])
         top = torch.topk(scores, min(k, scores.shape[1]), dim=1).indices.cpu().numpy()
         rows = truth[batch]
-        # hit[r, j] = 1 when the j-th recommendation of row r is a valid item (vectorised lookup)
-        hits = np.asarray(rows[np.arange(len(batch))[:, None], top].todense()) > 0
+        # hit[r, j] = 1 when the j-th recommendation of row r is a valid item: membership of
+        # the key r * n_items + item in the sorted keys of the valid matrix (vectorised)
+        n_items = rows.shape[1]
+        keys = np.repeat(np.arange(len(batch), dtype=np.int64), np.diff(rows.indptr)) * n_items
+        keys = np.sort(keys + rows.indices)
+        query = np.arange(len(batch), dtype=np.int64)[:, None] * n_items + top
+        pos = np.clip(np.searchsorted(keys, query), 0, max(len(keys) - 1, 0))
+        hits = keys[pos] == query
         dcg = (hits * discounts[: hits.shape[1]]).sum(axis=1)
         n_rel = np.minimum(np.diff(rows.indptr), k)
         idcg = np.cumsum(discounts)[n_rel - 1]
