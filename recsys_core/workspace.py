@@ -39,6 +39,82 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX datasets_hash ON datasets(content_hash);
     """,
+    # 2: runs, their progress events, background tasks and the worker heartbeat
+    # (owned by recsys_core.jobs; see recsys_core/jobs/store.py for the meaning of each column).
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        dataset TEXT NOT NULL,
+        model TEXT NOT NULL,
+        device TEXT NOT NULL,
+        spec_json TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        heartbeat REAL,
+        progress REAL NOT NULL DEFAULT 0,
+        eta_seconds REAL,
+        device_used TEXT,
+        versions_json TEXT,
+        code_version TEXT,
+        fit_seconds REAL,
+        error TEXT,
+        traceback TEXT,
+        log_tail TEXT,
+        run_group TEXT,
+        label TEXT,
+        retry_of TEXT,
+        worker_id TEXT,
+        child_pid INTEGER,
+        cancel_requested_at REAL
+    );
+    CREATE INDEX runs_status ON runs(status, created_at);
+    CREATE INDEX runs_dataset ON runs(dataset, created_at);
+    CREATE INDEX runs_group ON runs(run_group);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        ts REAL NOT NULL,
+        step INTEGER NOT NULL,
+        epoch REAL,
+        loss REAL,
+        metrics_json TEXT NOT NULL,
+        progress REAL,
+        eta REAL
+    );
+    CREATE INDEX events_run ON events(run_id, id);
+    CREATE TABLE tasks (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        payload_json TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        heartbeat REAL,
+        progress REAL NOT NULL DEFAULT 0,
+        message TEXT,
+        result_json TEXT,
+        error TEXT,
+        traceback TEXT,
+        worker_id TEXT,
+        child_pid INTEGER,
+        cancel_requested_at REAL
+    );
+    CREATE INDEX tasks_status ON tasks(status, created_at);
+    CREATE TABLE workers (
+        id TEXT PRIMARY KEY,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        last_beat REAL NOT NULL,
+        stopped_at REAL,
+        cpu_slots INTEGER NOT NULL,
+        gpu_slots INTEGER NOT NULL,
+        task_slots INTEGER NOT NULL
+    );
+    """,
 ]
 
 
