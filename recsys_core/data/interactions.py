@@ -63,6 +63,8 @@ class Sequences:
         starts, ends = self.indptr[:-1, None], self.indptr[1:, None]
         src = ends - max_len + np.arange(max_len)[None, :]
         valid = src >= starts
+        if not len(self.items):  # every row empty (e.g. an all-masked batch): nothing to gather
+            return np.full(src.shape, pad, dtype=np.int64)
         out = np.where(valid, self.items[np.clip(src, 0, max(len(self.items) - 1, 0))], pad)
         return out.astype(np.int64) if len(self.items) else np.full_like(src, pad)
 
