@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from recsys_core.config import param, validate
 from recsys_core.data.columns import (
@@ -400,6 +402,26 @@ def _rows(positions: np.ndarray, header_lines: int) -> str:
     return f"{word}{'s' if len(positions) > 1 else ''} {shown}{more}"
 
 
+def _arrow(series: pd.Series) -> pa.ChunkedArray | None:
+    """The pyarrow array behind a string column (zero copy), or None for other storage."""
+    if series.dtype.kind in "OSU" or isinstance(series.dtype, pd.StringDtype):
+        array = series.array
+        if hasattr(array, "__arrow_array__"):
+            chunked = pa.chunked_array(array.__arrow_array__())
+            if pa.types.is_string(chunked.type) or pa.types.is_large_string(chunked.type):
+                return chunked
+    return None
+
+
+def _all_match(series: pd.Series, pattern: str) -> bool:
+    """Whether every value of a string column fully matches ``pattern`` (vectorised)."""
+    arrow = _arrow(series)
+    if arrow is not None:
+        matched = pc.match_substring_regex(arrow, f"^(?:{pattern})$")
+        return bool(pc.all(pc.fill_null(matched, False)).as_py())
+    return bool(series.astype(str).str.fullmatch(pattern).all())
+
+
 def type_ids(series: pd.Series) -> pd.Series:
     """Raw ids typed so they round-trip: canonical integers -> int64, anything else -> str.
 
@@ -417,10 +439,12 @@ def type_ids(series: pd.Series) -> pd.Series:
         return series.astype(str)
     if kind == "b":
         return series.astype(str)
-    text = series.astype(str)
-    if text.str.fullmatch(_INT_PATTERN).all():
-        return text.astype(np.int64)
-    return text
+    if _all_match(series, _INT_PATTERN):
+        arrow = _arrow(series)
+        if arrow is not None:
+            return pd.Series(pc.cast(arrow, pa.int64()).to_numpy(), index=series.index)
+        return series.astype(str).astype(np.int64)
+    return series.astype(str)
 
 
 def _check_nulls(series: pd.Series, column: str, raw: RawData, role: str) -> None:
@@ -436,13 +460,18 @@ def _check_nulls(series: pd.Series, column: str, raw: RawData, role: str) -> Non
 
 def to_float(series: pd.Series, column: str, raw: RawData) -> np.ndarray:
     """float64 [n] values; non-numeric, empty or infinite entries are an error naming rows."""
+    arrow = _arrow(series)
+    values = None
     if series.dtype.kind in "iufb":
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
+    elif arrow is not None:
         try:
-            values = series.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
-        except (TypeError, ValueError):
-            values = pd.to_numeric(series, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+            values = pc.cast(pc.utf8_trim_whitespace(arrow), pa.float64()).to_numpy()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            values = None  # fall through to the slow path that finds the bad rows
+    if values is None:
+        values = pd.to_numeric(series.astype(object), errors="coerce")
+        values = np.asarray(values, dtype=np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
         rows = np.flatnonzero(bad)
@@ -474,12 +503,26 @@ def to_seconds(series: pd.Series, column: str, raw: RawData) -> tuple[np.ndarray
         stamps = pd.to_datetime(series, utc=True)
         return _datetime_seconds(stamps), "datetime"
     numeric = None
-    if series.dtype.kind in "iuf":
+    if series.dtype.kind in "iu":
+        numeric = series.to_numpy(dtype=np.int64)
+    elif series.dtype.kind == "f":
         numeric = series.to_numpy(dtype=np.float64)
-    else:
-        text = series.astype(str)
-        if text.str.fullmatch(r"\s*-?[0-9]+(\.[0-9]*)?\s*").all():
-            numeric = text.astype("float64").to_numpy(dtype=np.float64)
+    elif _all_match(series, r"\s*-?[0-9]+(\.[0-9]*)?\s*"):
+        arrow = _arrow(series)
+        if arrow is not None:
+            trimmed = pc.utf8_trim_whitespace(arrow)
+            try:
+                numeric = pc.cast(trimmed, pa.int64()).to_numpy()
+            except pa.ArrowInvalid:
+                numeric = pc.cast(trimmed, pa.float64()).to_numpy()
+        else:
+            numeric = series.astype(str).str.strip().astype("float64").to_numpy()
+    if numeric is not None and numeric.dtype.kind in "iu":
+        biggest = int(np.max(np.abs(numeric))) if len(numeric) else 0
+        for unit, scale in (("seconds", 1), ("milliseconds", 10**3), ("microseconds", 10**6)):
+            if biggest < 10**11 * scale:
+                return (numeric // scale).astype(np.int64), f"unix {unit}"
+        return (numeric // 10**9).astype(np.int64), "unix nanoseconds"
     if numeric is not None:
         biggest = float(np.max(np.abs(numeric))) if len(numeric) else 0.0
         for unit, scale in (("seconds", 1), ("milliseconds", 10**3), ("microseconds", 10**6)):
@@ -592,7 +635,7 @@ def resolve_duplicates(frame: pd.DataFrame, policy: str, report: dict) -> pd.Dat
     item_codes, item_uniques = pd.factorize(frame[ITEM])
     key = user_codes * max(len(item_uniques), 1) + item_codes
     if TIMESTAMP in frame:
-        order = np.lexsort((np.arange(len(key)), frame[TIMESTAMP].to_numpy(), key))
+        order = np.lexsort((frame[TIMESTAMP].to_numpy(), key))  # stable: ties keep file order
     else:
         order = np.argsort(key, kind="stable")
     sorted_key = key[order]

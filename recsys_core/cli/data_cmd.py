@@ -1,0 +1,266 @@
+"""Data commands: import, import-sample, datasets (list/rename/delete), profile, synth.
+
+Examples::
+
+    python -m recsys_core import ratings.csv --name shop --map user=customer --min-item 5
+    python -m recsys_core import-sample
+    python -m recsys_core datasets --json
+    python -m recsys_core datasets rename shop shop-2024
+    python -m recsys_core profile movielens-small
+    python -m recsys_core synth --users 1000 --items 500 --name demo
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from recsys_core.cli.main import print_json, workspace_of
+
+
+def register(subparsers: Any) -> None:
+    """Add the data commands to the top-level parser."""
+    p = subparsers.add_parser(
+        "import",
+        help="import an interaction file, folder or zip into the workspace",
+        description="Import CSV/TSV/Parquet, MovieLens (100K, 1M, latest), RecBole atomic files "
+        "or a zip of them. Columns are detected from common names; override with --map.",
+    )
+    p.add_argument("file", help="the file, folder or .zip to import")
+    p.add_argument("--name", help="dataset name (default: from the file name)")
+    p.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="ROLE=COLUMN",
+        help="column for a role (user, item, value, timestamp, event, split); repeatable; "
+        "an empty COLUMN turns a role off",
+    )
+    p.add_argument("--threshold", type=float, default=0.0, help="keep rows with value >= X")
+    p.add_argument(
+        "--duplicates",
+        choices=("last", "max", "sum", "count"),
+        default="last",
+        help="policy for repeated (user, item) rows (default: last)",
+    )
+    p.add_argument("--min-user", type=int, default=0, help="minimum interactions per user")
+    p.add_argument("--min-item", type=int, default=0, help="minimum interactions per item")
+    p.add_argument("--items", help="item side table (CSV/TSV/Parquet)")
+    p.add_argument("--users", help="user side table (CSV/TSV/Parquet)")
+    p.add_argument("--split-file", help="file assigning train/valid/test per (user, item)")
+    p.add_argument("--separator", help="field separator (default: detected), e.g. ';' or tab")
+    p.add_argument("--encoding", default="utf-8", help="utf-8 (default), latin-1 or cp1252")
+    p.add_argument("--max-mb", type=float, default=500.0, help="file size limit in MB")
+    p.add_argument("--json", action="store_true", help="print the dataset entry as JSON")
+    p.set_defaults(func=cmd_import)
+
+    p = subparsers.add_parser("import-sample", help="import the bundled MovieLens sample")
+    p.add_argument("--full", action="store_true", help="every rating, no demo filter")
+    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(func=cmd_import_sample)
+
+    p = subparsers.add_parser("datasets", help="list, rename or delete datasets")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.set_defaults(func=cmd_datasets)
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    rename = actions.add_parser("rename", help="rename a dataset")
+    rename.add_argument("old", help="current name or id")
+    rename.add_argument("new", help="new name")
+    rename.set_defaults(func=cmd_rename)
+    delete = actions.add_parser("delete", help="delete a dataset and its files")
+    delete.add_argument("dataset", help="name or id")
+    delete.set_defaults(func=cmd_delete)
+
+    p = subparsers.add_parser("profile", help="print a dataset's health report")
+    p.add_argument("dataset", help="name or id")
+    p.add_argument("--json", action="store_true", help="print stats and warnings as JSON")
+    p.set_defaults(func=cmd_profile)
+
+    p = subparsers.add_parser("synth", help="import a synthetic dataset with planted structure")
+    p.add_argument("--users", type=int, default=300, help="number of users")
+    p.add_argument("--items", type=int, default=200, help="number of items")
+    p.add_argument("--clusters", type=int, default=5, help="number of taste clusters")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--name", help="dataset name (default: synthetic-<users>x<items>)")
+    p.set_defaults(func=cmd_synth)
+
+
+# ---------------------------------------------------------------------------------------------
+def _options(args: argparse.Namespace):  # noqa: ANN202 - ImportOptions, imported lazily
+    from recsys_core.config import config_from_dict
+    from recsys_core.data.importer import ImportOptions
+
+    values: dict[str, Any] = {
+        "mapping": tuple(args.map),
+        "positive_threshold": args.threshold,
+        "duplicates": args.duplicates,
+        "min_user_interactions": args.min_user,
+        "min_item_interactions": args.min_item,
+        "encoding": args.encoding,
+        "max_file_mb": args.max_mb,
+    }
+    if args.separator:
+        values["separator"] = args.separator
+    if args.split_file:
+        values["split_file"] = args.split_file
+    return config_from_dict(ImportOptions, values)
+
+
+def _print_info(info: Any) -> None:
+    if info.already_imported:
+        print(f"already imported as {info.name!r} ({info.id}); nothing changed")
+    else:
+        print(f"imported {info.name!r} ({info.id})")
+    print(f"  {info.n_users:,} users, {info.n_items:,} items, {info.n_interactions:,} interactions")
+    report = info.report
+    if "rows_read" in report:
+        print(f"  rows read: {report['rows_read']:,}; format: {report.get('format')}")
+    dup = report.get("duplicates", {})
+    if dup.get("rows_removed"):
+        print(f"  duplicates: {dup['rows_removed']:,} rows resolved by policy {dup['policy']!r}")
+    if report.get("filtered_rows"):
+        print(f"  filtered rows: {report['filtered_rows']:,}")
+    for note in report.get("notes", []):
+        print(f"  note: {note}")
+    for warning in report.get("warnings", []):
+        print(f"  warning: {warning}")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from recsys_core.data.store import import_file
+
+    info = import_file(
+        workspace_of(args),
+        args.file,
+        name=args.name,
+        options=_options(args),
+        items=args.items,
+        users=args.users,
+    )
+    if args.json:
+        print_json(info.to_dict())
+    else:
+        _print_info(info)
+    return 0
+
+
+def cmd_import_sample(args: argparse.Namespace) -> int:
+    from recsys_core.data.store import import_sample
+
+    info = import_sample(workspace_of(args), full=args.full)
+    if not args.quiet:
+        _print_info(info)
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from recsys_core.data.store import list_datasets
+
+    infos = list_datasets(workspace_of(args))
+    if args.json:
+        print_json([info.to_dict() for info in infos])
+        return 0
+    if not infos:
+        print("no datasets yet: run `python -m recsys_core import-sample` or `import FILE`")
+        return 0
+    width = max(len(i.name) for i in infos)
+    print(
+        f"{'name':<{width}}  {'id':<13}  {'users':>9}  {'items':>9}  {'interactions':>12}  source"
+    )
+    for i in infos:
+        print(
+            f"{i.name:<{width}}  {i.id:<13}  {i.n_users:>9,}  {i.n_items:>9,}  "
+            f"{i.n_interactions:>12,}  {i.source}"
+        )
+    return 0
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    from recsys_core.data.store import rename_dataset
+
+    info = rename_dataset(workspace_of(args), args.old, args.new)
+    print(f"renamed {args.old!r} to {info.name!r} ({info.id})")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from recsys_core.data.store import delete_dataset, get_dataset
+
+    ws = workspace_of(args)
+    info = get_dataset(ws, args.dataset)
+    delete_dataset(ws, info.id)
+    print(f"deleted {info.name!r} ({info.id})")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from recsys_core.data.health import profile
+    from recsys_core.data.store import get_dataset, load_dataset
+
+    ws = workspace_of(args)
+    info = get_dataset(ws, args.dataset)
+    report = profile(load_dataset(ws, info.id), info.report)
+    if args.json:
+        print_json({"dataset": info.name, "stats": report.stats, "warnings": report.warnings})
+        return 0
+    s = report.stats
+    print(f"{info.name} ({info.id})")
+    rows = [
+        ("users", f"{s['n_users']:,}"),
+        ("items", f"{s['n_items']:,}"),
+        ("interactions", f"{s['n_interactions']:,}"),
+        ("density", f"{s['density']:.4%}"),
+        (
+            "per user min/median/p90/max",
+            f"{s['user_min']} / {s['user_median']:g} / {s['user_p90']:g} / {s['user_max']}",
+        ),
+        (
+            "per item min/median/p90/max",
+            f"{s['item_min']} / {s['item_median']:g} / {s['item_p90']:g} / {s['item_max']}",
+        ),
+        ("cold users (< 5)", f"{s['cold_user_share']:.1%}"),
+        ("popularity Gini", f"{s['gini']:.3f}"),
+        ("items making 80% of interactions", f"{s['head_item_share']:.1%}"),
+        (
+            "ratings",
+            f"{s['rating_min']:g}..{s['rating_max']:g} (mean {s['rating_mean']:.2f})"
+            if s["has_ratings"]
+            else "implicit (no ratings)",
+        ),
+        (
+            "time span",
+            f"{s['time_start'][:10]} .. {s['time_end'][:10]} ({s['time_span_days']:.0f} days)"
+            if s["has_time"]
+            else "no timestamps",
+        ),
+        ("duplicates removed", f"{s['duplicates_removed']:,}"),
+        ("filtered rows", f"{s['filtered_rows']:,}"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value}")
+    for warning in report.warnings:
+        print(f"  warning: {warning}")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from recsys_core.data.store import import_frames
+    from recsys_core.data.synthetic import SyntheticConfig, make_frames
+
+    config = SyntheticConfig(
+        n_users=args.users, n_items=args.items, n_clusters=args.clusters, seed=args.seed
+    )
+    interactions, items, users = make_frames(config)
+    name = args.name or f"synthetic-{args.users}x{args.items}"
+    info = import_frames(
+        workspace_of(args),
+        interactions,
+        items=items,
+        users=users,
+        name=name,
+        source=f"synthetic users={args.users} items={args.items} clusters={args.clusters} "
+        f"seed={args.seed}",
+    )
+    _print_info(info)
+    return 0
