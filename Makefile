@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
+# Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k compare"`; two xdist workers by default.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: run test lint bench browser-deps clean
+.PHONY: run app worker test lint bench browser-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +20,23 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.runtime $@
 
+# Import the bundled sample (idempotent), start the worker in the background and the app in the
+# foreground on 127.0.0.1; when the app exits (Ctrl-C), the trap stops the worker too.
 run: $(VENV)/.runtime
 	$(BIN)/python -m recsys_core import-sample --quiet
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	@$(BIN)/python -m recsys_core worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	echo "worker started (pid $$worker); app on http://127.0.0.1:$(PORT)"; \
+	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
 
+# The app alone (it starts a worker itself when none is alive).
+app: $(VENV)/.runtime
+	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
+
+worker: $(VENV)/.runtime
+	$(BIN)/python -m recsys_core worker
+
+# Debian's chromium for the real-browser test; the machine (and CI) runs as root.
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium for the browser test"; \
@@ -29,10 +44,10 @@ browser-deps:
 	  || (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); }
 
 test: $(VENV)/.dev browser-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check recsys_core tests app.py pages
+	$(BIN)/ruff check recsys_core tests app.py ui.py pages
 
 bench: $(VENV)/.runtime
 	$(BIN)/python -m recsys_core bench

@@ -42,3 +42,26 @@ def _devices() -> list[str]:
 def device(request):
     """Every available device: CUDA cases run only where a GPU exists."""
     return request.param
+
+
+@pytest.fixture()
+def app_workspace(workspace, monkeypatch):
+    """The ``workspace`` fixture for AppTest page tests: the app must not spawn a worker.
+
+    AppTest resets ``PagesManager.uses_pages_directory`` before every run, so with a ``pages/``
+    folder next to ``app.py`` it falls back to the old folder-based mode and, after the first
+    run, executes the page file alone, skipping the router (``app.py``: sidebar, session
+    defaults). The real server switches to ``st.navigation`` mode for good on the first run;
+    this patch makes AppTest do the same.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import app_test
+
+    class RouterPagesManager(PagesManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(app_test, "PagesManager", RouterPagesManager)
+    monkeypatch.setenv("RECSYS_EXPLORER_AUTOSTART_WORKER", "0")
+    return workspace

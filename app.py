@@ -1,0 +1,49 @@
+"""Recsys Explorer: the router (page config, session defaults, shared sidebar, navigation).
+
+Run with ``streamlit run app.py`` (``make run`` also imports the sample and starts the worker).
+Pages live in ``pages/``; each owner adds exactly one ``st.Page`` line below.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import ui
+
+st.set_page_config(
+    page_title="Recsys Explorer",
+    page_icon="🧭",
+    layout="wide",
+    initial_sidebar_state="expanded",
+)
+ui.init_session()
+
+PAGES = {
+    "Explore": [
+        st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+        st.Page("pages/data.py", title="Data", icon="🗂️"),
+    ],
+    "Model": [
+        st.Page("pages/train.py", title="Train", icon="🏋️"),
+        st.Page("pages/compare.py", title="Compare", icon="📊"),
+        # Embeddings, Explain and Balance pages: their owners add one st.Page line each here.
+    ],
+}
+navigation = st.navigation(PAGES)
+
+
+def _sidebar() -> None:
+    """Workspace, active dataset, worker state and active run, shared by every page."""
+    ws = ui.workspace()
+    with st.sidebar:
+        st.caption(f"Workspace: `{ws.root}`")
+        ui.sidebar_dataset_picker()
+        with ui.guard("worker"):
+            ui.worker_status(ws)
+        run_id = st.session_state.get(ui.KEY_RUN)
+        if run_id:
+            st.caption(f"Active run: `{run_id}`")
+
+
+_sidebar()
+navigation.run()

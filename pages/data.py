@@ -1,0 +1,154 @@
+"""Data: import interactions (upload or server path), read their health, manage datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+import ui
+from recsys_core.config import config_from_dict
+from recsys_core.data import store
+from recsys_core.data.importer import ROLES, ImportOptions
+
+st.title("🗂️ Data")
+st.markdown(
+    "Bring your own interactions (CSV, TSV, Parquet, MovieLens, RecBole or a zip of them), "
+    "check the column mapping, and read the dataset's health before training on it."
+)
+ws = ui.workspace()
+
+# ----- import --------------------------------------------------------------------------------
+with st.expander("Import a dataset", expanded=not ui.list_datasets()):
+    source = st.radio(
+        "Source", ["Upload a file", "A path on the server"], horizontal=True, key="data.source"
+    )
+    data: bytes | None = None
+    filename = path = ""
+    if source == "Upload a file":
+        upload = st.file_uploader(
+            "Interactions file",
+            type=["csv", "tsv", "txt", "dat", "data", "parquet", "pq", "inter", "zip"],
+            key="data.upload",
+            help="A header row with user and item columns (e.g. userId, movieId), or a "
+            "MovieLens/RecBole file as distributed.",
+        )
+        if upload is not None:
+            data, filename = upload.getvalue(), upload.name
+    else:
+        path = st.text_input(
+            "File or folder path", key="data.path", placeholder="/data/ml-1m/ratings.dat"
+        ).strip()
+
+    if data is not None or path:
+        st.markdown("**Options**")
+        values = ui.config_form(ImportOptions, "data.opts", exclude=("mapping", "split_file"))
+        preview = None
+        with ui.guard("reading the file"):
+            preview = ui.preview_source(
+                data,
+                filename,
+                path,
+                values.get("separator", ""),
+                values.get("encoding", "utf-8"),
+            )
+        if preview is not None:
+            st.markdown(
+                f"**Preview** · format `{preview['format']}` · {preview['rows']:,} rows"
+                + (f" · side tables: {', '.join(preview['side'])}" if preview["side"] else "")
+            )
+            st.dataframe(preview["head"], hide_index=True, width="stretch")
+            for note in preview["notes"]:
+                st.caption(f"ℹ️ {note}")
+            if preview["problem"]:
+                st.warning(preview["problem"])
+            st.markdown("**Column mapping** (detected; override where needed)")
+            mapping = []
+            cols = st.columns(len(ROLES))
+            for role, col in zip(ROLES, cols, strict=True):
+                detected = preview["detected"].get(role)
+                options = ["(detected)", "(none)", *preview["columns"]]
+                choice = col.selectbox(
+                    role,
+                    options,
+                    key=f"data.map.{role}",
+                    help=f"detected: {detected or 'nothing'}",
+                    format_func=lambda o, d=detected: (
+                        f"{o}: {d or '–'}" if o == "(detected)" else o
+                    ),
+                )
+                if choice == "(none)":
+                    mapping.append(f"{role}=")
+                elif choice != "(detected)":
+                    mapping.append(f"{role}={choice}")
+            name = st.text_input(
+                "Dataset name (optional)",
+                key="data.name",
+                placeholder=Path(filename or path or "dataset").stem,
+            )
+            if st.button("Import", type="primary", key="data.import"):
+                with ui.guard("import"), st.spinner("Importing, validating and encoding…"):
+                    options = config_from_dict(ImportOptions, values | {"mapping": mapping})
+                    if data is not None:
+                        info = store.import_bytes(
+                            ws, data, filename, name=name or None, options=options
+                        )
+                    else:
+                        info = store.import_file(ws, path, name=name or None, options=options)
+                    ui.clear_dataset_caches()
+                    ui.set_active_dataset(info.id)
+                    st.session_state["data.notice"] = info.id
+                    st.rerun()
+
+if notice := st.session_state.pop("data.notice", None):
+    with ui.guard("import report"):
+        info = store.get_dataset(ws, notice)
+        st.success(f"Imported **{info.name}**: {ui.dataset_label(info)}.")
+        with st.expander("Import report"):
+            st.json(info.report)
+
+# ----- health of the active dataset -----------------------------------------------------------
+info = ui.active_dataset()
+if info is None:
+    st.stop()
+st.header(f"Health · {info.name}")
+with ui.guard("health report", stop=True):
+    report = ui.health_report(str(ws.root), info.id, info.content_hash)
+    ui.health_section(report)
+
+# ----- side information ------------------------------------------------------------------------
+with st.expander("Side information (item and user tables)"):
+    st.caption(
+        "Items: id, title, categories like Action|Comedy, free text, numeric columns, or an "
+        "embedding vector. Users: id plus categorical and numeric columns. Ids that match no "
+        "interaction are reported."
+    )
+    kind = st.radio("Table", ["items", "users"], horizontal=True, key="data.side.kind")
+    side = st.file_uploader(
+        "Side table",
+        type=["csv", "tsv", "txt", "parquet", "pq", "item", "user"],
+        key="data.side.upload",
+    )
+    if side is not None and st.button("Attach", key="data.side.attach"):
+        with ui.guard("side table"):
+            result = store.attach_side_table(
+                ws, info.id, side.getvalue(), kind=kind, filename=side.name
+            )
+            ui.clear_dataset_caches()
+            st.success(f"Attached the {kind} table to {info.name}.")
+            st.json(result)
+
+# ----- manage ---------------------------------------------------------------------------------
+with st.expander("Rename or delete"):
+    new_name = st.text_input("New name", value=info.name, key=f"data.rename.{info.id}")
+    if st.button("Rename", key="data.rename") and new_name != info.name:
+        with ui.guard("rename"):
+            store.rename_dataset(ws, info.id, new_name)
+            st.rerun()
+    sure = st.checkbox(f"Yes, delete {info.name} and its files", key="data.delete.sure")
+    if st.button("Delete", disabled=not sure, key="data.delete"):
+        with ui.guard("delete"):
+            store.delete_dataset(ws, info.id)
+            ui.clear_dataset_caches()
+            st.session_state.pop("data.delete.sure", None)
+            st.rerun()

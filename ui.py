@@ -1,0 +1,425 @@
+"""Streamlit glue shared by the pages: workspace, session keys, cached loaders, pickers, errors.
+
+Everything that computes lives in ``recsys_core``; this module only turns it into widgets and
+caches read-only results keyed by ids (STYLE.md rules 1 and 11). ``recsys_core`` never imports
+this module.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from recsys_core.config import FieldSpec, describe
+from recsys_core.errors import RecsysError
+from recsys_core.workspace import ENV_HOME, Workspace
+
+# ----- session-state keys (one place, so pages agree on them) ------------------------------
+KEY_WORKSPACE = "workspace_root"
+KEY_DATASET = "active_dataset"  # dataset id
+KEY_RUN = "active_run"  # run id
+KEY_PENDING_DATASET = "pending_active_dataset"
+#: Set to "0" to stop the app from starting a worker (tests drive the worker themselves).
+ENV_AUTOSTART = "RECSYS_EXPLORER_AUTOSTART_WORKER"
+
+STATUS_ICONS = {
+    "queued": "⏳",
+    "running": "🏃",
+    "cancelling": "🛑",
+    "done": "✅",
+    "failed": "❌",
+    "cancelled": "🚫",
+    "interrupted": "⚠️",
+}
+
+
+def init_session() -> None:
+    """Session defaults: the workspace from ``$RECSYS_EXPLORER_HOME`` (or ./workspace)."""
+    st.session_state.setdefault(KEY_WORKSPACE, str(Workspace.default().root))
+    st.session_state.setdefault(KEY_DATASET, None)
+    st.session_state.setdefault(KEY_RUN, None)
+
+
+def workspace() -> Workspace:
+    """The session's workspace, created and migrated on first use."""
+    root = st.session_state.get(KEY_WORKSPACE) or os.environ.get(ENV_HOME) or "workspace"
+    return _workspace(str(root))
+
+
+@st.cache_resource(show_spinner=False)
+def _workspace(root: str) -> Workspace:
+    return Workspace(Path(root)).ensure()
+
+
+# ----- errors ---------------------------------------------------------------------------------
+def show_error(exc: BaseException, *, what: str = "") -> None:
+    """Show ``exc`` as one ``st.error`` with cause and fix, never a traceback.
+
+    Our own errors already carry "problem. Where: ... Fix: ..."; anything else is unexpected
+    and gets a generic fix so the analyst still knows what to do next.
+    """
+    prefix = f"{what}: " if what else ""
+    if isinstance(exc, (RecsysError, ValueError, FileNotFoundError, PermissionError)):
+        st.error(f"{prefix}{exc}", icon="🚫")
+    else:
+        st.error(
+            f"{prefix}unexpected {type(exc).__name__}: {exc}. Fix: check the input and try again; "
+            "if it persists, run the same step from the CLI (python -m recsys_core) for details.",
+            icon="🚫",
+        )
+
+
+@contextmanager
+def guard(what: str = "", *, stop: bool = False) -> Iterator[None]:
+    """Run a block and show any error in place with :func:`show_error`.
+
+    Only ``Exception`` is caught: Streamlit's rerun/stop signals derive from ``BaseException``
+    and pass through. With ``stop=True`` the page stops after the error (use it when what
+    follows needs the block's result).
+    """
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - the page must never show a traceback
+        show_error(exc, what=what)
+        if stop:
+            st.stop()
+
+
+# ----- cached loaders (keyed by workspace root and ids; results are read-only) ---------------
+@st.cache_resource(show_spinner="Loading dataset…", max_entries=8)
+def load_dataset(root: str, dataset_id: str, content_hash: str = "") -> Any:
+    """The dataset's :class:`~recsys_core.data.interactions.Interactions` (read-only)."""
+    from recsys_core.data.store import load_dataset as _load
+
+    return _load(Workspace(Path(root)), dataset_id)
+
+
+@st.cache_resource(show_spinner="Profiling…", max_entries=8)
+def health_report(root: str, dataset_id: str, content_hash: str = "") -> Any:
+    """:func:`recsys_core.data.health.profile` of a dataset (read-only)."""
+    from recsys_core.data.health import profile
+
+    return profile(load_dataset(root, dataset_id, content_hash))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def run_metrics(root: str, run_id: str) -> dict:
+    """``metrics.json`` of a finished run."""
+    from recsys_core.jobs.artifacts import RunArtifacts
+
+    return RunArtifacts(Workspace(Path(root)), run_id).metrics()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def run_per_user(root: str, run_id: str) -> pd.DataFrame:
+    """Per-user metrics of a finished run (index = user index)."""
+    from recsys_core.jobs.artifacts import RunArtifacts
+
+    return RunArtifacts(Workspace(Path(root)), run_id).per_user()
+
+
+@st.cache_resource(show_spinner="Rebuilding the split…", max_entries=8)
+def run_split(root: str, run_id: str) -> Any:
+    """The :class:`~recsys_core.split.Split` a finished run was evaluated on (read-only)."""
+    from recsys_core.jobs.artifacts import RunArtifacts
+
+    return RunArtifacts(Workspace(Path(root)), run_id).split()
+
+
+# ----- small widgets -------------------------------------------------------------------------
+def list_datasets() -> list[Any]:
+    """Datasets of the session's workspace, newest first (empty on error, error shown)."""
+    from recsys_core.data.store import list_datasets as _list
+
+    with guard("listing datasets"):
+        return list(_list(workspace()))
+    return []
+
+
+def dataset_label(info: Any) -> str:
+    """``"movielens-small · 610 users × 9,724 items"``."""
+    return f"{info.name} · {info.n_users:,} users × {info.n_items:,} items"
+
+
+def set_active_dataset(dataset_id: str) -> None:
+    """Make ``dataset_id`` the active dataset from the next script run on.
+
+    The sidebar picker owns ``KEY_DATASET``; a widget's key cannot be written after the widget
+    is drawn in the same run, so the wish is parked and applied before the picker is drawn.
+    """
+    st.session_state[KEY_PENDING_DATASET] = dataset_id
+
+
+def sidebar_dataset_picker() -> Any | None:
+    """The one active-dataset selectbox (sidebar); returns the active ``DatasetInfo`` or None."""
+    infos = list_datasets()
+    if not infos:
+        st.caption("No dataset yet: load the sample on Home or import one on Data.")
+        st.session_state[KEY_DATASET] = None
+        return None
+    by_id = {info.id: info for info in infos}
+    pending = st.session_state.pop(KEY_PENDING_DATASET, None)
+    if pending in by_id:
+        st.session_state[KEY_DATASET] = pending
+    if st.session_state.get(KEY_DATASET) not in by_id:
+        st.session_state[KEY_DATASET] = infos[0].id
+    chosen = st.selectbox(
+        "Active dataset",
+        list(by_id),
+        format_func=lambda i: dataset_label(by_id[i]),
+        key=KEY_DATASET,
+    )
+    return by_id[chosen]
+
+
+def active_dataset() -> Any | None:
+    """The active ``DatasetInfo`` (chosen in the sidebar), or None with a hint shown."""
+    infos = {info.id: info for info in list_datasets()}
+    info = infos.get(st.session_state.get(KEY_DATASET) or "")
+    if info is None:
+        st.info("No dataset yet: load the MovieLens sample on the Home page or import one on Data.")
+    return info
+
+
+def datasets_frame(infos: list[Any]) -> pd.DataFrame:
+    """Datasets as a table for ``st.dataframe``."""
+    return pd.DataFrame(
+        [
+            {
+                "name": i.name,
+                "users": i.n_users,
+                "items": i.n_items,
+                "interactions": i.n_interactions,
+                "source": i.source,
+                "imported": pd.to_datetime(i.created_at, unit="s"),
+                "id": i.id,
+            }
+            for i in infos
+        ],
+        columns=["name", "users", "items", "interactions", "source", "imported", "id"],
+    )
+
+
+def record_time(record: Any, which: str) -> float | None:
+    """``created``/``started``/``finished`` unix time of a run record, whatever it is called."""
+    for name in (which, f"{which}_at"):
+        value = getattr(record, name, None)
+        if value is not None:
+            return float(value)
+    return None
+
+
+def runs_frame(records: list[Any]) -> pd.DataFrame:
+    """Run records as a table: status, model, label, dataset, created, device, id."""
+    rows = []
+    for r in records:
+        created = record_time(r, "created")
+        rows.append(
+            {
+                "status": f"{STATUS_ICONS.get(r.status, '')} {r.status}",
+                "model": r.spec.model,
+                "label": r.spec.label or "",
+                "split": (r.spec.split or {}).get("protocol", ""),
+                "created": pd.to_datetime(created, unit="s") if created else pd.NaT,
+                "device": getattr(r, "device_used", None) or r.spec.device,
+                "id": r.id,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["status", "model", "label", "split", "created", "device", "id"]
+    )
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``75`` -> ``"1 min 15 s"``; None -> ``"–"``."""
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+# ----- forms generated from config dataclasses -----------------------------------------------
+def _int_bound(value: float | None, up: bool) -> int | None:
+    if value is None:
+        return None
+    return int(math.ceil(value)) if up else int(math.floor(value))
+
+
+def field_widget(spec: FieldSpec, key: str, *, default: Any = None, disabled: bool = False) -> Any:
+    """One widget for one config field: selectbox for choices, checkbox for bool, bounded
+    number_input for numbers, text for the rest. Returns the raw value (validated by the config
+    class when it is built)."""
+    value = spec.default if default is None else default
+    help_text = spec.help + (f" (default {spec.default!r})" if spec.default is not None else "")
+    if spec.choices is not None:
+        options = list(spec.choices)
+        index = options.index(value) if value in options else 0
+        return st.selectbox(
+            spec.name, options, index=index, help=help_text, key=key, disabled=disabled
+        )
+    if spec.type is bool:
+        return st.checkbox(spec.name, value=bool(value), help=help_text, key=key, disabled=disabled)
+    if spec.type is int and value is not None:
+        return st.number_input(
+            spec.name,
+            min_value=_int_bound(spec.low, True),
+            max_value=_int_bound(spec.high, False),
+            value=int(value),
+            step=1,
+            help=help_text,
+            key=key,
+            disabled=disabled,
+        )
+    if spec.type is float and value is not None:
+        return st.number_input(
+            spec.name,
+            min_value=float(spec.low) if spec.low is not None else None,
+            max_value=float(spec.high) if spec.high is not None else None,
+            value=float(value),
+            format="%g",
+            step=_float_step(float(value)),
+            help=help_text,
+            key=key,
+            disabled=disabled,
+        )
+    if spec.type is tuple:
+        text = ", ".join(str(v) for v in (value or ()))
+        raw = st.text_input(
+            spec.name, value=text, help=help_text + " (comma-separated)", key=key, disabled=disabled
+        )
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    raw = st.text_input(
+        spec.name,
+        value="" if value is None else str(value),
+        help=help_text,
+        key=key,
+        disabled=disabled,
+    )
+    return raw if raw != "" or value is not None else None
+
+
+def _float_step(value: float) -> float:
+    # A step of one order of magnitude below the default keeps the arrows useful at any scale.
+    if value == 0:
+        return 0.01
+    return float(10 ** math.floor(math.log10(abs(value)) - 1))
+
+
+def config_form(
+    cls: type,
+    key: str,
+    *,
+    enabled: set[str] | None = None,
+    columns: int = 3,
+    defaults: Mapping[str, Any] | None = None,
+    exclude: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Widgets for every field of config dataclass ``cls``; returns ``{field: raw value}``.
+
+    Only values that differ from the declared default are returned, so the stored config stays
+    small and a default changed in code reaches old forms. Fields not in ``enabled`` (when
+    given) are shown disabled at their default.
+    """
+    specs = [spec for spec in describe(cls) if spec.name not in exclude]
+    if not specs:
+        st.caption("No hyperparameters.")
+        return {}
+    cols = st.columns(min(columns, len(specs)))
+    values: dict[str, Any] = {}
+    for i, spec in enumerate(specs):
+        with cols[i % len(cols)]:
+            disabled = enabled is not None and spec.name not in enabled
+            raw = field_widget(
+                spec,
+                f"{key}.{spec.name}",
+                default=(defaults or {}).get(spec.name),
+                disabled=disabled,
+            )
+        default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+        if not disabled and raw != default:
+            values[spec.name] = raw
+    return values
+
+
+def worker_autostart_enabled() -> bool:
+    """False when ``$RECSYS_EXPLORER_AUTOSTART_WORKER`` is ``0`` (tests run their own worker)."""
+    return os.environ.get(ENV_AUTOSTART, "1").strip() not in ("0", "false", "no")
+
+
+def worker_status(ws: Workspace) -> None:
+    """Sidebar line on the background worker; starts one when none is alive (unless disabled).
+
+    The worker heartbeats into the catalog, so "alive" survives app restarts and browser
+    reloads; training never runs in the Streamlit process itself.
+    """
+    from recsys_core.jobs import api
+
+    state = api.worker_status(ws)
+    queue = f"{state.running} running, {state.queued} queued"
+    if state.alive:
+        st.caption(f"🟢 Worker alive (pid {state.pid}) · {queue}")
+    elif worker_autostart_enabled():
+        api.ensure_worker(ws)
+        st.caption(f"🟡 Worker starting… · {queue}")
+    else:
+        st.caption(f"⚪ No worker ({queue}): start one with `python -m recsys_core worker`")
+
+
+# ----- import preview (reads the file once to show its columns and the detected mapping) -----
+@st.cache_data(show_spinner="Reading the file…", max_entries=4)
+def preview_source(
+    data: bytes | None, filename: str, path: str, separator: str, encoding: str
+) -> dict[str, Any]:
+    """What an import would see: format, columns, first rows, detected ``{role: column}``.
+
+    Either ``data`` (an upload, written to a temporary file under its own name so the readers
+    recognise MovieLens and RecBole names) or ``path`` (a file or folder on the server).
+    A detection problem (e.g. an ambiguous column) is returned under ``"problem"`` so the page
+    can show it next to the mapping widgets that fix it.
+    """
+    import tempfile
+
+    from recsys_core.data.importer import ImportOptions, detect_columns, read_source
+
+    options = ImportOptions(separator=separator, encoding=encoding)
+    with tempfile.TemporaryDirectory(prefix="recsys-preview-") as tmp:
+        if data is not None:
+            source = Path(tmp) / Path(filename).name
+            source.write_bytes(data)
+        else:
+            source = Path(path).expanduser()
+        raw = read_source(source, options, display_name=filename or source.name)
+    columns = [str(c) for c in raw.interactions.columns]
+    try:
+        detected, problem = detect_columns(columns, {}, where=filename or path), None
+    except RecsysError as exc:
+        detected, problem = {}, str(exc)
+    return {
+        "format": raw.fmt,
+        "columns": columns,
+        "head": raw.interactions.head(8),
+        "rows": len(raw.interactions),
+        "detected": detected,
+        "problem": problem,
+        "notes": list(raw.notes),
+        "side": [k for k, v in (("items", raw.items), ("users", raw.users)) if v is not None],
+    }
+
+
+def clear_dataset_caches() -> None:
+    """Forget cached datasets and profiles (after an import, rename, delete or side table)."""
+    load_dataset.clear()
+    health_report.clear()
