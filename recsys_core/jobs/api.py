@@ -1,0 +1,412 @@
+"""The jobs API: what the app, the CLI and notebooks call to queue and watch work.
+
+Nothing here trains: ``submit`` validates a spec and inserts a queued row; the worker
+(:mod:`recsys_core.jobs.worker`) does the rest. Every function takes the ``Workspace`` first and
+is safe to call from several processes at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from recsys_core.config import config_from_dict, config_to_dict
+from recsys_core.errors import ConfigError, NotFoundError
+from recsys_core.jobs import store
+from recsys_core.jobs.spec import (
+    ACTIVE,
+    CANCELLED,
+    CANCELLING,
+    QUEUED,
+    RUNNING,
+    TERMINAL,
+    RunRecord,
+    RunSpec,
+    TaskRecord,
+)
+from recsys_core.workspace import Workspace
+
+#: A worker whose last heartbeat is older than this is considered dead.
+WORKER_STALE_SECONDS = 10.0
+WORKER_LOG = "worker.log"
+
+
+# ----- runs ------------------------------------------------------------------------------------
+def normalise_spec(ws: Workspace, spec: RunSpec | dict[str, Any]) -> RunSpec:
+    """Validate ``spec`` completely and return it with defaults filled in.
+
+    The dataset may be given by id or name (the id is stored); the model key, its config,
+    the balance options (including whether the model honours them), the split and the device
+    are checked here, so a bad spec is refused at submit time with the reason, not after a
+    queue wait.
+    """
+    from recsys_core.balance import BalanceConfig, check_honoured
+    from recsys_core.data.store import get_dataset
+    from recsys_core.device import DEVICE_CHOICES
+    from recsys_core.jobs.plugins import load_plugins
+    from recsys_core.models import get_model
+    from recsys_core.split import SplitSpec
+
+    load_plugins()
+    if isinstance(spec, dict):
+        spec = RunSpec.from_dict(spec)
+    dataset = get_dataset(ws, spec.dataset)
+    model_cls = get_model(spec.model)
+    config = config_from_dict(model_cls.Config, spec.config)
+    balance = config_from_dict(BalanceConfig, spec.balance)
+    check_honoured(model_cls.name, model_cls.honours_balance, balance)
+    split = config_from_dict(SplitSpec, spec.split)
+    device = (spec.device or "auto").strip().lower()
+    if device.split(":")[0] not in DEVICE_CHOICES or (
+        ":" in device and not device.split(":", 1)[1].isdigit()
+    ):
+        raise ConfigError(
+            f"device: unknown device {spec.device!r}; choose one of {DEVICE_CHOICES}"
+            " (optionally with an index, e.g. cuda:1)"
+        )
+    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or spec.seed < 0:
+        raise ConfigError(f"seed: expected a non-negative integer, got {spec.seed!r}")
+    changed = balance.changed()
+    return RunSpec(
+        dataset=dataset.id,
+        model=model_cls.name,
+        split=config_to_dict(split),
+        config=config_to_dict(config),
+        balance={k: v for k, v in config_to_dict(balance).items() if k in changed},
+        device=device,
+        seed=int(spec.seed),
+        group=spec.group,
+        label=spec.label,
+    )
+
+
+def submit(ws: Workspace, spec: RunSpec | dict[str, Any]) -> str:
+    """Queue a run; returns its id. Raises ConfigError/NotFoundError for an invalid spec."""
+    spec = normalise_spec(ws, spec)
+    run_id = store.new_id("r")
+    with ws.transaction() as conn:
+        store.insert_run(conn, run_id, spec)
+    return run_id
+
+
+def get_run(ws: Workspace, run_id: str) -> RunRecord:
+    """The run's record; NotFoundError when there is no such run."""
+    with ws.connect() as conn:
+        return store.fetch_run(conn, run_id)
+
+
+def list_runs(
+    ws: Workspace,
+    *,
+    dataset: str | None = None,
+    status: str | Sequence[str] | None = None,
+    group: str | None = None,
+    model: str | None = None,
+    limit: int | None = None,
+) -> list[RunRecord]:
+    """Runs, newest first, optionally filtered (``status`` may be one status or several)."""
+    where, params = [], []
+    if dataset is not None:
+        where.append("dataset = ?")
+        params.append(dataset)
+    if status is not None:
+        wanted = [status] if isinstance(status, str) else list(status)
+        where.append(f"status IN ({', '.join('?' * len(wanted))})")
+        params += wanted
+    if group is not None:
+        where.append("run_group = ?")
+        params.append(group)
+    if model is not None:
+        where.append("model = ?")
+        params.append(model)
+    sql = "SELECT * FROM runs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY created_at DESC, rowid DESC"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    with ws.connect() as conn:
+        return [store.run_from_row(row) for row in conn.execute(sql, params)]
+
+
+def cancel(ws: Workspace, run_id: str) -> str:
+    """Cancel a run; returns its status afterwards.
+
+    A queued run becomes ``cancelled`` at once. A running one becomes ``cancelling``: its child
+    stops between batches within about half a second, and the worker kills it if it has not
+    stopped 1.5 s after the request and marks it ``cancelled``. Finished runs are left as
+    they are.
+    """
+    now = time.time()
+    with ws.transaction() as conn:
+        current = store.fetch_run(conn, run_id).status
+        if current == QUEUED:
+            conn.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, cancel_requested_at = ?,"
+                " error = ? WHERE id = ? AND status = ?",
+                (CANCELLED, now, now, "cancelled before it started", run_id, QUEUED),
+            )
+            return CANCELLED
+        if current == RUNNING:
+            conn.execute(
+                "UPDATE runs SET status = ?, cancel_requested_at = ? WHERE id = ? AND status = ?",
+                (CANCELLING, now, run_id, RUNNING),
+            )
+            return CANCELLING
+    return current
+
+
+def retry(ws: Workspace, run_id: str) -> str:
+    """Queue the same spec again as a new run (linked by ``retry_of``); returns the new id."""
+    with ws.transaction() as conn:
+        record = store.fetch_run(conn, run_id)
+        if record.status not in TERMINAL:
+            raise ConfigError(
+                f"run {run_id} is {record.status}; only a finished, failed, cancelled or "
+                "interrupted run can be retried (cancel it first)"
+            )
+        new_id = store.new_id("r")
+        store.insert_run(conn, new_id, record.spec, retry_of=run_id)
+    return new_id
+
+
+def events(ws: Workspace, run_id: str) -> list[dict[str, Any]]:
+    """The run's progress events in order: ``{"ts", "step", "epoch", "loss", ..., "eta"}``."""
+    with ws.connect() as conn:
+        store.fetch_run(conn, run_id)
+        return store.fetch_events(conn, run_id)
+
+
+def delete_run(ws: Workspace, run_id: str) -> None:
+    """Remove a finished run, its events and its artifact folder."""
+    with ws.transaction() as conn:
+        record = store.fetch_run(conn, run_id)
+        if record.status in ACTIVE:
+            raise ConfigError(f"run {run_id} is {record.status}; cancel it before deleting it")
+        conn.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
+        conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+    shutil.rmtree(ws.runs_dir / run_id, ignore_errors=True)
+
+
+def wait(
+    ws: Workspace, run_id: str, *, timeout: float | None = None, poll: float = 0.25
+) -> RunRecord:
+    """Block until the run is in a terminal state (or ``timeout`` seconds passed); return it."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        record = get_run(ws, run_id)
+        if record.is_terminal or (deadline is not None and time.monotonic() >= deadline):
+            return record
+        time.sleep(poll)
+
+
+# ----- background tasks ---------------------------------------------------------------------
+def submit_task(ws: Workspace, kind: str, payload: dict[str, Any]) -> str:
+    """Queue a background engine job ``TASKS[kind](ws, payload, progress)``; returns its id."""
+    from recsys_core.jobs.plugins import load_plugins
+    from recsys_core.jobs.tasks import TASKS
+
+    load_plugins()
+    if kind not in TASKS:
+        raise NotFoundError(f"unknown task kind {kind!r}; known kinds: {sorted(TASKS)}")
+    try:
+        payload_json = json.dumps(payload, sort_keys=True)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(
+            f"task {kind!r}: the payload must be JSON-serialisable ({error}); "
+            "pass ids and plain numbers, not objects"
+        ) from None
+    task_id = store.new_id("t")
+    with ws.transaction() as conn:
+        conn.execute(
+            "INSERT INTO tasks (id, kind, payload_json, status, created_at) VALUES (?, ?, ?, ?, ?)",
+            (task_id, kind, payload_json, QUEUED, time.time()),
+        )
+    return task_id
+
+
+def get_task(ws: Workspace, task_id: str) -> TaskRecord:
+    with ws.connect() as conn:
+        return store.fetch_task(conn, task_id)
+
+
+def list_tasks(
+    ws: Workspace, *, kind: str | None = None, status: str | Sequence[str] | None = None
+) -> list[TaskRecord]:
+    """Background tasks, newest first."""
+    where, params = [], []
+    if kind is not None:
+        where.append("kind = ?")
+        params.append(kind)
+    if status is not None:
+        wanted = [status] if isinstance(status, str) else list(status)
+        where.append(f"status IN ({', '.join('?' * len(wanted))})")
+        params += wanted
+    sql = "SELECT * FROM tasks" + (" WHERE " + " AND ".join(where) if where else "")
+    with ws.connect() as conn:
+        rows = conn.execute(sql + " ORDER BY created_at DESC, rowid DESC", params).fetchall()
+    return [store.task_from_row(row) for row in rows]
+
+
+def cancel_task(ws: Workspace, task_id: str) -> str:
+    """Cancel a task (same semantics as :func:`cancel`); returns its status afterwards."""
+    now = time.time()
+    with ws.transaction() as conn:
+        current = store.fetch_task(conn, task_id).status
+        if current == QUEUED:
+            conn.execute(
+                "UPDATE tasks SET status = ?, finished_at = ?, cancel_requested_at = ?"
+                " WHERE id = ? AND status = ?",
+                (CANCELLED, now, now, task_id, QUEUED),
+            )
+            return CANCELLED
+        if current == RUNNING:
+            conn.execute(
+                "UPDATE tasks SET status = ?, cancel_requested_at = ? WHERE id = ? AND status = ?",
+                (CANCELLING, now, task_id, RUNNING),
+            )
+            return CANCELLING
+    return current
+
+
+def wait_task(
+    ws: Workspace, task_id: str, *, timeout: float | None = None, poll: float = 0.25
+) -> TaskRecord:
+    """Block until the task is in a terminal state (or ``timeout`` passed); return it."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        record = get_task(ws, task_id)
+        if not record.is_active or (deadline is not None and time.monotonic() >= deadline):
+            return record
+        time.sleep(poll)
+
+
+# ----- the worker ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WorkerStatus:
+    """What the sidebar shows about the workspace's worker.
+
+    ``alive`` is False when no worker ever ran, it stopped, or its heartbeat is stale / its
+    process is gone. ``queued``/``running`` count runs plus tasks.
+    """
+
+    alive: bool
+    pid: int | None
+    host: str | None
+    started_at: float | None
+    last_beat: float | None
+    cpu_slots: int | None
+    gpu_slots: int | None
+    queued: int
+    running: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _pid_running(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return psutil.pid_exists(pid)
+
+
+def worker_status(ws: Workspace) -> WorkerStatus:
+    """The most recent worker's heartbeat and the queue's size."""
+    with ws.connect() as conn:
+        row = conn.execute("SELECT * FROM workers ORDER BY last_beat DESC LIMIT 1").fetchone()
+        counts = {QUEUED: 0, RUNNING: 0}
+        for table in ("runs", "tasks"):
+            for status, n in conn.execute(
+                f"SELECT status, COUNT(*) FROM {table} WHERE status IN (?, ?, ?) GROUP BY status",
+                (QUEUED, RUNNING, CANCELLING),
+            ):
+                counts[QUEUED if status == QUEUED else RUNNING] += n
+    if row is None:
+        return WorkerStatus(
+            False, None, None, None, None, None, None, counts[QUEUED], counts[RUNNING]
+        )
+    alive = (
+        row["stopped_at"] is None
+        and time.time() - row["last_beat"] < WORKER_STALE_SECONDS
+        and (row["host"] != socket.gethostname() or _pid_running(row["pid"]))
+    )
+    return WorkerStatus(
+        alive=alive,
+        pid=row["pid"],
+        host=row["host"],
+        started_at=row["started_at"],
+        last_beat=row["last_beat"],
+        cpu_slots=row["cpu_slots"],
+        gpu_slots=row["gpu_slots"],
+        queued=counts[QUEUED],
+        running=counts[RUNNING],
+    )
+
+
+def worker_alive(ws: Workspace) -> bool:
+    """True when a worker is serving this workspace (fresh heartbeat, process present)."""
+    return worker_status(ws).alive
+
+
+def package_root() -> Path:
+    """The folder that contains the ``recsys_core`` package (put on the children's path)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for processes we spawn: ours, with the package importable."""
+    env = dict(os.environ)
+    root = str(package_root())
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in paths:
+        env["PYTHONPATH"] = os.pathsep.join([root, *paths])
+    env.update(extra or {})
+    return env
+
+
+def ensure_worker(ws: Workspace, *, cpu_slots: int = 1, wait_seconds: float = 0.0) -> int | None:
+    """Start a detached worker for ``ws`` unless one is alive; returns the new pid or None.
+
+    The worker outlives the caller (its own session), logs to ``<workspace>/worker.log`` and
+    refuses to start if another one holds the workspace lock, so two callers racing here end
+    with one worker. ``wait_seconds`` > 0 waits for its first heartbeat.
+    """
+    if worker_alive(ws):
+        return None
+    ws.root.mkdir(parents=True, exist_ok=True)
+    with open(ws.root / WORKER_LOG, "ab") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "recsys_core.jobs.worker",
+                "--workspace",
+                str(ws.root),
+                "--cpu-slots",
+                str(int(cpu_slots)),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=str(package_root()),
+            env=child_env(),
+        )
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline and not worker_alive(ws):
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    return process.pid

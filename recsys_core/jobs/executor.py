@@ -1,0 +1,160 @@
+"""The executor boundary: where a claimed run or task actually executes.
+
+The worker decides *what* runs *where* (claims, slots, cancellation deadlines); an executor only
+starts a job, reports when it ended and stops it by force. :class:`LocalExecutor` starts one
+child process per job on this machine (``python -m recsys_core.jobs.child``). A cluster backend
+(Ray) implements the same four methods and calls the same run function
+(:func:`recsys_core.jobs.child.run_child`, which wraps :func:`recsys_core.jobs.runner.execute_run`)
+on a remote node.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Protocol
+
+from recsys_core.workspace import Workspace
+
+#: Job kinds: a training run (``runs`` table) or a background task (``tasks`` table).
+RUN = "run"
+TASK = "task"
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A job whose process ended; ``returncode`` < 0 means killed by that signal."""
+
+    kind: str
+    job_id: str
+    returncode: int
+
+
+class Executor(Protocol):
+    """What the worker needs from a backend."""
+
+    def submit(
+        self, job_id: str, *, kind: str = RUN, device: str = "cpu", threads: int | None = None
+    ) -> int | None:
+        """Start the job; returns a process id when there is a local one."""
+
+    def poll(self) -> list[Finished]:
+        """Jobs that ended since the last call (each reported once)."""
+
+    def cancel(self, job_id: str, *, kind: str = RUN) -> None:
+        """Stop the job by force now (the cooperative stop is the child's business)."""
+
+    def active(self) -> list[tuple[str, str, str]]:
+        """``(kind, job_id, device)`` of every job still executing."""
+
+
+@dataclass
+class _Child:
+    process: subprocess.Popen
+    device: str
+    log: IO[bytes]
+    started: float = field(default_factory=time.monotonic)
+
+
+def _gpu_env(device: str) -> dict[str, str]:
+    """Pin a child to its GPU: ``cuda:2`` -> ``CUDA_VISIBLE_DEVICES=2``; CPU runs see none.
+
+    Hiding the other GPUs means a model can never allocate on a GPU another run owns.
+    """
+    if device.startswith("cuda"):
+        index = device.split(":", 1)[1] if ":" in device else "0"
+        return {"CUDA_VISIBLE_DEVICES": index}
+    if device == "cpu":
+        return {"CUDA_VISIBLE_DEVICES": ""}
+    return {}
+
+
+class LocalExecutor:
+    """One child process per job, in its own session so a kill reaches its whole group."""
+
+    def __init__(self, ws: Workspace, *, python: str | None = None) -> None:
+        self.ws = ws
+        self.python = python or sys.executable
+        self._children: dict[tuple[str, str], _Child] = {}
+
+    def log_path(self, job_id: str, kind: str = RUN) -> Path:
+        base = self.ws.runs_dir if kind == RUN else self.ws.root / "tasks"
+        folder = base / job_id
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / "log.txt"
+
+    def submit(
+        self, job_id: str, *, kind: str = RUN, device: str = "cpu", threads: int | None = None
+    ) -> int | None:
+        from recsys_core.jobs.api import child_env, package_root
+
+        # The model sees "cuda" (its one visible GPU); the store shows the real index.
+        model_device = "cuda" if device.startswith("cuda") else device
+        command = [
+            self.python,
+            "-m",
+            "recsys_core.jobs.child",
+            kind,
+            job_id,
+            "--workspace",
+            str(self.ws.root),
+            "--device",
+            model_device,
+            "--device-label",
+            device,
+        ]
+        if threads:
+            command += ["--threads", str(threads)]
+        log = open(self.log_path(job_id, kind), "ab")  # noqa: SIM115 - closed in poll()
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=str(package_root()),
+            env=child_env(_gpu_env(device) if kind == RUN else None),
+        )
+        self._children[(kind, job_id)] = _Child(process, device, log)
+        return process.pid
+
+    def poll(self) -> list[Finished]:
+        ended = []
+        for key, child in list(self._children.items()):
+            code = child.process.poll()
+            if code is not None:
+                child.log.close()
+                del self._children[key]
+                ended.append(Finished(key[0], key[1], code))
+        return ended
+
+    def cancel(self, job_id: str, *, kind: str = RUN) -> None:
+        child = self._children.get((kind, job_id))
+        if child is None or child.process.poll() is not None:
+            return
+        try:
+            # The child leads its own process group: this also stops data-loader workers.
+            os.killpg(child.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            child.process.kill()
+        try:
+            child.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # a process in uninterruptible sleep; poll() sees it
+            pass
+
+    def active(self) -> list[tuple[str, str, str]]:
+        return [(k, j, c.device) for (k, j), c in self._children.items()]
+
+    def shutdown(self) -> list[tuple[str, str]]:
+        """Kill every child (the worker is stopping); returns what was killed."""
+        killed = []
+        for kind, job_id, _ in self.active():
+            self.cancel(job_id, kind=kind)
+            killed.append((kind, job_id))
+        self.poll()
+        return killed

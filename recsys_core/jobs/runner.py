@@ -1,0 +1,297 @@
+"""The run function: dataset + split + model -> fitted model, evaluation and artifacts.
+
+:func:`execute_run` is the executor boundary: the local worker calls it inside a child process
+(:mod:`recsys_core.jobs.child`), and a cluster backend can call the same function elsewhere. It
+does not touch the run's status; the caller owns that (see ``child.run_child``).
+
+Artifact layout of ``<workspace>/runs/<run_id>/`` (written to ``.tmp/`` first, then moved into
+place file by file with ``os.replace``; ``metrics.json`` is moved last, so its presence means
+the folder is complete)::
+
+    spec.json             the RunSpec plus run id, dataset name and split description
+    model/                Recommender.save (model.json + state.pt)
+    metrics.json          EvalReport.to_dict() plus "timing" (fit/eval seconds) and "device"
+    per_user.parquet      per-user accuracy metrics (index = user index, plus raw "user" column)
+    recs.parquet          user, item (raw ids), user_index, item_index, rank, score (top-100)
+    item_embeddings.npy   float32 [n_items, d], when the model has them
+    user_embeddings.npy   float32 [n_users, d], when the model has them
+    curves.json           training curves from the progress events, one list per key
+    log.txt               the child's stdout/stderr and log records (written live)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys_core.errors import Cancelled
+from recsys_core.jobs.spec import RunSpec
+from recsys_core.workspace import Workspace
+
+log = logging.getLogger("recsys_core.jobs.runner")
+
+ProgressSink = Callable[[int, dict[str, float]], None]
+CancelCheck = Callable[[], bool]
+
+TOP_N = 100
+TMP_DIR = ".tmp"
+#: Keys that make an event a point of the training curves (kept even when throttled).
+CURVE_KEYS = ("epoch",)
+
+
+def merge_event(buffer: list[dict[str, Any]], event: dict[str, Any]) -> None:
+    """Append ``event`` to ``buffer``, collapsing consecutive within-epoch events.
+
+    A model may report every batch; curves and the store need one point per epoch plus any
+    validation result. So an event that has the same epoch as the previous one and carries no
+    validation metric replaces it instead of adding a row (the latest loss wins).
+    """
+    metrics = event["metrics"]
+    if buffer:
+        last = buffer[-1]["metrics"]
+        same_epoch = last.get("epoch") == metrics.get("epoch")
+        has_valid = any(k.startswith("valid") for k in metrics)
+        last_valid = any(k.startswith("valid") for k in last)
+        if same_epoch and not has_valid and not last_valid:
+            buffer[-1] = event
+            return
+    buffer.append(event)
+
+
+def curves_from_events(events: list[dict[str, Any]]) -> dict[str, list[float | None]]:
+    """Column lists (``step``, ``elapsed_s``, ``epoch``, ``loss``, ``valid_ndcg@10``, ...).
+
+    Every list has one entry per event; a key an event lacks is None there, so the lists stay
+    aligned for plotting against ``epoch`` or ``elapsed_s``.
+    """
+    keys: list[str] = ["step"]
+    for event in events:
+        for key in event["metrics"]:
+            if key not in keys:
+                keys.append(key)
+    out: dict[str, list[float | None]] = {k: [] for k in keys}
+    for event in events:
+        for key in keys:
+            value = event["step"] if key == "step" else event["metrics"].get(key)
+            ok = isinstance(value, (int, float)) and math.isfinite(value)
+            out[key].append(float(value) if ok else None)
+    return out
+
+
+def execute_run(
+    ws: Workspace,
+    run_id: str,
+    progress: ProgressSink,
+    should_cancel: CancelCheck,
+    *,
+    device: str | None = None,
+    spec: RunSpec | None = None,
+) -> dict[str, Any]:
+    """Run ``run_id`` end to end and write its artifacts.
+
+    Parameters
+    ----------
+    progress : receives every training callback ``(step, metrics)``, with ``elapsed_s``
+        (seconds since ``fit`` started) added to ``metrics``.
+    should_cancel : polled between stages and inside every training callback; when it returns
+        True, :class:`~recsys_core.errors.Cancelled` is raised (and propagates to the caller).
+    device : the device the executor assigned (overrides ``spec.device``).
+    spec : the run's spec; read from the store when None.
+
+    Returns
+    -------
+    ``{"metrics": aggregate dict, "fit_seconds", "eval_seconds", "device"}``.
+    """
+    from recsys_core.balance import BalanceConfig
+    from recsys_core.config import config_from_dict
+    from recsys_core.data.store import get_dataset, load_dataset
+    from recsys_core.evaluate import evaluate
+    from recsys_core.jobs.plugins import load_plugins
+    from recsys_core.models import get_model
+    from recsys_core.split import SplitSpec, make_split
+
+    load_plugins()
+    if spec is None:
+        from recsys_core.jobs.api import get_run
+
+        spec = get_run(ws, run_id).spec
+
+    def checkpoint(stage: str) -> None:
+        if should_cancel():
+            raise Cancelled(f"run {run_id} cancelled by request ({stage})")
+
+    log.info("run %s: loading dataset %s", run_id, spec.dataset)
+    info = get_dataset(ws, spec.dataset)
+    data = load_dataset(ws, spec.dataset)
+    checkpoint("after loading the dataset")
+    split = make_split(data, config_from_dict(SplitSpec, spec.split))
+    log.info("run %s: split %s", run_id, split.description)
+    checkpoint("after splitting")
+
+    model_cls = get_model(spec.model)
+    model = model_cls(
+        config_from_dict(model_cls.Config, spec.config),
+        device=device or spec.device,
+        seed=spec.seed,
+        balance=config_from_dict(BalanceConfig, spec.balance),
+    )
+    log.info("run %s: fitting %r on %d interactions", run_id, model, split.train.nnz)
+    curve: list[dict[str, Any]] = []
+    fit_start = time.perf_counter()
+
+    def on_progress(step: int, metrics: dict[str, float]) -> None:
+        # Checked first so that a model which reports every batch stops between batches.
+        checkpoint(f"during fit, step {step}")
+        metrics = {**metrics, "elapsed_s": time.perf_counter() - fit_start}
+        merge_event(curve, {"step": int(step), "metrics": metrics})
+        progress(step, metrics)
+
+    model.fit(split.train, valid=split.valid, progress=on_progress)
+    fit_seconds = time.perf_counter() - fit_start
+    checkpoint("after fit")
+
+    log.info("run %s: evaluating (fit took %.2f s)", run_id, fit_seconds)
+    eval_start = time.perf_counter()
+    report = evaluate(
+        model,
+        split,
+        keep=TOP_N,
+        progress=lambda done, info: checkpoint(f"during evaluation, {done} users scored"),
+    )
+    eval_seconds = time.perf_counter() - eval_start
+    checkpoint("after evaluation")
+
+    device_used = str(model.device)
+    run_dir = ws.runs_dir / run_id
+    tmp = run_dir / TMP_DIR
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    spec_out = {
+        "run_id": run_id,
+        **spec.to_dict(),
+        "dataset_name": info.name,
+        "split_description": split.description,
+    }
+    _write_json(tmp / "spec.json", spec_out)
+    model.save(tmp / "model")
+    per_user = report.per_user.copy()
+    per_user.insert(0, "user", _plain_ids(data.user_ids[per_user.index.to_numpy(dtype=np.int64)]))
+    per_user.to_parquet(tmp / "per_user.parquet")
+    recs_frame(
+        data.user_ids, data.item_ids, report.test_users, report.recs_items, report.recs_scores
+    ).to_parquet(tmp / "recs.parquet", index=False)
+    for name, array in (
+        ("item_embeddings", model.item_embeddings()),
+        ("user_embeddings", model.user_embeddings()),
+    ):
+        if array is not None:
+            np.save(tmp / f"{name}.npy", np.asarray(array, dtype=np.float32))
+    _write_json(tmp / "curves.json", curves_from_events(curve))
+    metrics = report.to_dict()
+    metrics["timing"] = {"fit_seconds": fit_seconds, "eval_seconds": eval_seconds}
+    metrics["device"] = device_used
+    _write_json(tmp / "metrics.json", metrics)
+    publish(tmp, run_dir, last="metrics.json")
+    log.info("run %s: done, ndcg@10 = %s", run_id, report.aggregate.get("ndcg@10"))
+    return {
+        "metrics": dict(report.aggregate),
+        "fit_seconds": fit_seconds,
+        "eval_seconds": eval_seconds,
+        "device": device_used,
+    }
+
+
+def recs_frame(
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    test_users: np.ndarray,
+    items: np.ndarray,
+    scores: np.ndarray,
+) -> pd.DataFrame:
+    """Long frame of top-N lists: one row per (test user, rank), padding rows dropped.
+
+    ``items``/``scores`` are [n_test_users, N] best first; entries with a negative item index or
+    a -inf score (fewer than N eligible items) are dropped.
+    """
+    items = np.asarray(items, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float32)
+    n_users, n = items.shape
+    user_index = np.repeat(np.asarray(test_users, dtype=np.int64), n)
+    item_index = items.ravel()
+    score = scores.ravel()
+    rank = np.tile(np.arange(1, n + 1, dtype=np.int32), n_users)
+    keep = (item_index >= 0) & np.isfinite(score)
+    user_index, item_index, score, rank = (
+        user_index[keep],
+        item_index[keep],
+        score[keep],
+        rank[keep],
+    )
+    return pd.DataFrame(
+        {
+            "user": _plain_ids(user_ids[user_index]),
+            "item": _plain_ids(item_ids[item_index]),
+            "user_index": user_index,
+            "item_index": item_index,
+            "rank": rank,
+            "score": score,
+        }
+    )
+
+
+def _plain_ids(ids: np.ndarray) -> np.ndarray:
+    """Raw ids as a Parquet-friendly array (object arrays of strings stay strings)."""
+    ids = np.asarray(ids)
+    if ids.dtype.kind in "iuf":
+        return ids
+    return ids.astype(str)
+
+
+def publish(tmp: Path, run_dir: Path, *, last: str) -> None:
+    """Move every entry of ``tmp`` into ``run_dir`` (``last`` moved last), then remove ``tmp``.
+
+    ``os.replace`` is atomic per file on one filesystem; folders are swapped by removing the old
+    one first (a half-written folder is never visible under its final name).
+    """
+    entries = sorted(tmp.iterdir(), key=lambda p: p.name == last)
+    for entry in entries:
+        target = run_dir / entry.name
+        if entry.is_dir():
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+        else:
+            os.replace(entry, target)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(clean_json(payload), indent=2, allow_nan=False))
+
+
+def clean_json(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays made plain and NaN/inf replaced by None (JSON has
+    neither)."""
+    if isinstance(value, dict):
+        return {str(k): clean_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return clean_json(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
