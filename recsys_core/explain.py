@@ -52,10 +52,13 @@ fold-in part for held-out users).
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -63,8 +66,12 @@ import scipy.sparse as sp
 import torch
 
 from recsys_core.data.interactions import Interactions, Sequences
-from recsys_core.errors import ConfigError, DataError, NotFoundError, RecsysError
+from recsys_core.errors import ConfigError, DataError, NotFoundError
 from recsys_core.models.base import Recommender
+
+if TYPE_CHECKING:
+    from recsys_core.split import Split
+    from recsys_core.workspace import Workspace
 
 TARGETS = ("score", "rank")
 METHODS = ("auto", "exact", "permutation", "kernel")
@@ -77,10 +84,6 @@ ExplainProgress = Callable[[int, dict[str, float]], None]
 # Masked histories scored per ``score_history`` call: bounded by the dense [rows, n_items]
 # score block it produces (~16M floats = 64 MB).
 _SCORE_BLOCK = 1 << 24
-
-
-class NotExplainableError(RecsysError, ValueError):
-    """The run or model cannot be explained as asked (e.g. the run has not finished)."""
 
 
 # ----- results ----------------------------------------------------------------------------------
@@ -825,6 +828,192 @@ def _nan_to_none(values: np.ndarray) -> list[float | None]:
     return [None if not np.isfinite(v) else float(v) for v in values]
 
 
+# ----- runs: the page, the CLI and the worker explain finished runs through these ----------------
+#: User segments the page samples users from (see :func:`segment_users`).
+USER_SEGMENTS = ("any", "cold", "heavy")
+EXPLAIN_DIR = "explain"
+
+
+def history_source(split: Split, user: int) -> Interactions:
+    """The part of ``split`` that holds ``user``'s visible history.
+
+    For the held-out-users protocol test users are absent from train and their visible history
+    is ``fold_in``; for every other protocol it is ``train``.
+    """
+    fold_in = split.fold_in
+    if fold_in is not None and 0 <= user < fold_in.n_users and fold_in.user_activity[user] > 0:
+        return fold_in
+    return split.train
+
+
+def finished_run(ws: Workspace, run_id: str) -> Any:
+    """``RunArtifacts`` of ``run_id``; NotFoundError naming the status when it has not finished."""
+    from recsys_core.jobs.artifacts import RunArtifacts
+    from recsys_core.jobs.spec import DONE
+
+    art = RunArtifacts(ws, run_id)
+    status = art.record.status
+    if status != DONE:
+        raise NotFoundError(
+            f"run {run_id} is {status}, so it has no saved model to explain; "
+            + (
+                "wait for it to finish (see the Train page or `python -m recsys_core runs`)"
+                if art.record.is_active
+                else "pick a finished run, or retry this one"
+            )
+        )
+    return art
+
+
+def explain_run(
+    ws: Workspace,
+    run_id: str,
+    user_id: object,
+    item_id: object,
+    *,
+    device: str = "auto",
+    progress: ExplainProgress | None = None,
+    **options: Any,
+) -> Explanation:
+    """Explain finished run ``run_id``'s recommendation of ``item_id`` to ``user_id`` (raw ids).
+
+    ``options`` are :func:`explain`'s keyword arguments (target, k, method, max_exact,
+    max_features, nsamples, n_random, seed).
+
+    Raises
+    ------
+    NotFoundError : unknown run, run not finished, unknown user or item id.
+    DataError : empty history, item already seen (see :func:`explain`).
+    """
+    art = finished_run(ws, run_id)
+    split = art.split()
+    data = art.dataset()
+    user = data.user_index(user_id)
+    item = data.item_index(item_id)
+    model = art.model(device=device)
+    return explain(model, history_source(split, user), user, item, progress=progress, **options)
+
+
+def explanation_path(
+    ws: Workspace, run_id: str, user_id: object, item_id: object, target: str, k: int
+) -> Path:
+    """Where the background task stores this explanation's JSON, under the run's ``explain/``."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{user_id}__{item_id}__{target}_k{int(k)}")
+    return ws.runs_dir / run_id / EXPLAIN_DIR / f"{safe}.json"
+
+
+def explain_task(
+    ws: Workspace, payload: dict[str, Any], progress: Callable[..., None]
+) -> dict[str, Any]:
+    """Background task ``"explain"`` (``recsys_core.jobs.tasks.TASKS``) for long histories.
+
+    ``payload``: ``run``, ``user``, ``item`` (raw ids) and optional :func:`explain` options.
+    ``progress(fraction, message)`` is the worker's; it may raise Cancelled. Writes the
+    explanation's JSON to :func:`explanation_path` and returns its headline numbers.
+    """
+    payload = dict(payload)
+    missing = sorted({"run", "user", "item"} - set(payload))
+    if missing:
+        raise ConfigError(f"explain task: payload lacks {missing}; give run, user and item ids")
+    run_id, user_id, item_id = payload.pop("run"), payload.pop("user"), payload.pop("item")
+    device = payload.pop("device", "auto")
+
+    def report(step: int, metrics: dict[str, float]) -> None:
+        total = max(metrics["evals_total"], 1.0)
+        progress(
+            min(1.0, metrics["evals"] / total),
+            f"{int(metrics['evals'])} of ~{int(total)} masked histories scored",
+        )
+
+    exp = explain_run(ws, run_id, user_id, item_id, device=device, progress=report, **payload)
+    path = explanation_path(ws, run_id, user_id, item_id, exp.target, exp.k)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(exp.to_dict()))
+    tmp.replace(path)
+    return {
+        "path": str(path),
+        "efficient": exp.efficient,
+        "efficiency_gap": exp.efficiency_gap,
+        "faithfulness": exp.faithfulness.faithfulness,
+        "seconds": exp.seconds,
+    }
+
+
+def segment_users(data: Interactions, segment: str) -> np.ndarray:
+    """Users (dense indices) with a history in ``data`` belonging to ``segment``.
+
+    ``"cold"``: the least active fifth of users (at most the 20th percentile of history length);
+    ``"heavy"``: the most active tenth (at least the 90th percentile); ``"any"``: all.
+    """
+    if segment not in USER_SEGMENTS:
+        raise ConfigError(f"segment {segment!r} is not known; choose one of {USER_SEGMENTS}")
+    activity = data.user_activity
+    active = activity > 0
+    if segment == "any" or not active.any():
+        return np.flatnonzero(active)
+    if segment == "cold":
+        return np.flatnonzero(active & (activity <= np.percentile(activity[active], 20)))
+    return np.flatnonzero(active & (activity >= np.percentile(activity[active], 90)))
+
+
+def history_frame(data: Interactions, user: int) -> pd.DataFrame:
+    """The user's history, oldest first: item (raw id), title, categories, time (UTC or None)."""
+    history = user_history(data, user)
+    cats = data.item_categories()
+    frame = pd.DataFrame(
+        {
+            "item": data.item_ids[history].astype(str),
+            "title": data.item_titles()[history],
+            "categories": [", ".join(cats[i]) for i in history] if cats is not None else "",
+        }
+    )
+    if data.timestamps is not None:
+        rows = np.flatnonzero(data.users == user)
+        times = pd.Series(data.timestamps[rows], index=data.items[rows]).groupby(level=0).max()
+        frame["time"] = pd.to_datetime(times.reindex(history).to_numpy(), unit="s", utc=True)
+    return frame
+
+
+def top_k(model: Recommender, data: Interactions, user: int, k: int = 10) -> pd.DataFrame:
+    """The user's top-k for the history in ``data`` (history items excluded).
+
+    Columns: rank, item (raw id), title, score, item_index.
+    """
+    user, _ = _check_indices(model, data, user, 0)
+    history = user_history(data, user)
+    seqs = Sequences(np.array([0, len(history)], dtype=np.int64), history.astype(np.int32))
+    with torch.no_grad():
+        scores = model.score_history(seqs.to_csr(model.n_items_), seqs).float()
+    seen = torch.as_tensor(history, dtype=torch.long, device=scores.device)
+    scores = scores.index_fill(1, seen, float("-inf"))
+    top = torch.topk(scores, max(1, min(int(k), model.n_items_ - len(history))), dim=1)
+    items = top.indices[0].cpu().numpy()
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, len(items) + 1),
+            "item": data.item_ids[items].astype(str),
+            "title": data.item_titles()[items],
+            "score": top.values[0].cpu().numpy(),
+            "item_index": items,
+        }
+    )
+
+
+def held_out_frame(split: Split, user: int, recommended: np.ndarray) -> pd.DataFrame:
+    """The user's held-out test items, each marked hit (in ``recommended``) or miss."""
+    test = split.test
+    items = np.unique(test.items[test.users == user]).astype(np.int64)
+    return pd.DataFrame(
+        {
+            "item": test.item_ids[items].astype(str),
+            "title": test.item_titles()[items],
+            "result": np.where(np.isin(items, recommended), "hit", "miss"),
+            "item_index": items,
+        }
+    )
+
+
 __all__ = [
     "FEATURE_KINDS",
     "METHODS",
@@ -833,9 +1022,18 @@ __all__ = [
     "Explanation",
     "Faithfulness",
     "Feature",
-    "NotExplainableError",
+    "USER_SEGMENTS",
     "counterfactual",
     "explain",
+    "explain_run",
+    "explain_task",
+    "explanation_path",
     "explanation_sentence",
+    "finished_run",
+    "held_out_frame",
+    "history_frame",
+    "history_source",
+    "segment_users",
+    "top_k",
     "user_history",
 ]

@@ -322,3 +322,123 @@ def test_progress_and_cancellation(small_synthetic):
 
     with pytest.raises(Cancelled):
         explain(model, small_synthetic, user, item, progress=stop)
+
+
+# ----- runs: explain_run, the background task, the CLI ------------------------------------------
+def make_finished_run(ws, model: str = "itemknn") -> tuple[str, str]:
+    """A synthetic dataset and one finished run of ``model`` on it, executed in-process.
+
+    Returns (finished run id, a second run id left queued).
+    """
+    import time
+
+    from recsys_core.data.store import import_frames
+    from recsys_core.data.synthetic import SyntheticConfig, make_frames
+    from recsys_core.jobs import api, store
+    from recsys_core.jobs.runner import execute_run
+    from recsys_core.jobs.spec import DONE, RUNNING
+
+    inter, items, users = make_frames(SyntheticConfig(n_users=80, n_items=60, mean_history=12))
+    info = import_frames(ws, inter, name="synth", source="synthetic", items=items, users=users)
+    spec = {"dataset": info.id, "model": model, "split": {"protocol": "leave_last"}}
+    run_id = api.submit(ws, spec)
+    queued = api.submit(ws, spec)
+    store.update_run(ws, run_id, status=RUNNING, started_at=time.time())
+    execute_run(ws, run_id, lambda step, metrics: None, lambda: False)
+    store.update_run(ws, run_id, status=DONE, finished_at=time.time(), progress=1.0)
+    return run_id, queued
+
+
+@pytest.fixture()
+def finished(workspace):
+    run_id, queued = make_finished_run(workspace)
+    return workspace, run_id, queued
+
+
+def _explainable_pair(ws, run_id):
+    from recsys_core.explain import finished_run, history_source, top_k
+
+    art = finished_run(ws, run_id)
+    split = art.split()
+    user = int(split.test_users[0])
+    data = history_source(split, user)
+    recs = top_k(art.model(device="cpu"), data, user, k=5)
+    return art, split, data, user, recs
+
+
+def test_explain_run_task_and_page_helpers(finished):
+    from recsys_core.explain import (
+        explain_run,
+        explain_task,
+        explanation_path,
+        held_out_frame,
+        history_frame,
+        segment_users,
+    )
+
+    ws, run_id, queued = finished
+    art, split, data, user, recs = _explainable_pair(ws, run_id)
+    user_id, item_id = str(data.user_ids[user]), recs["item"].iloc[0]
+    exp = explain_run(ws, run_id, user_id, item_id, device="cpu", n_random=3)
+    assert exp.model == "itemknn" and exp.efficient and exp.rank == 1
+    assert exp.user_id == user_id and exp.item_id == item_id
+
+    fractions: list[float] = []
+    result = explain_task(
+        ws,
+        {"run": run_id, "user": user_id, "item": item_id, "target": "rank", "k": 5},
+        lambda fraction, message="": fractions.append(fraction),
+    )
+    path = explanation_path(ws, run_id, user_id, item_id, "rank", 5)
+    assert result["path"] == str(path) and path.parent.name == "explain"
+    stored = json.loads(path.read_text())
+    assert stored["target"] == "rank" and stored["efficient"] and stored["sentence"]
+    assert fractions and 0 < fractions[-1] <= 1.0
+
+    hist = history_frame(data, user)
+    assert len(hist) == len(user_history(data, user))
+    assert list(hist.columns) == ["item", "title", "categories", "time"]
+    assert hist["time"].is_monotonic_increasing
+    held = held_out_frame(split, user, recs["item_index"].to_numpy())
+    assert len(held) >= 1 and set(held["result"]) <= {"hit", "miss"}
+    cold, heavy = segment_users(data, "cold"), segment_users(data, "heavy")
+    assert data.user_activity[cold].max() <= data.user_activity[heavy].min()
+    with pytest.raises(ConfigError, match="segment"):
+        segment_users(data, "vip")
+
+
+def test_explain_run_bad_inputs(finished):
+    from recsys_core.explain import explain_run
+
+    ws, run_id, queued = finished
+    art, split, data, user, recs = _explainable_pair(ws, run_id)
+    user_id = str(data.user_ids[user])
+    with pytest.raises(NotFoundError, match="is queued"):
+        explain_run(ws, queued, user_id, recs["item"].iloc[0])
+    with pytest.raises(NotFoundError, match="unknown user id"):
+        explain_run(ws, run_id, "nobody", recs["item"].iloc[0])
+    with pytest.raises(NotFoundError, match="unknown item id"):
+        explain_run(ws, run_id, user_id, "no-such-item")
+    seen = str(data.item_ids[user_history(data, user)[0]])
+    with pytest.raises(DataError, match="already in this user's history"):
+        explain_run(ws, run_id, user_id, seen)
+
+
+def test_cli_explain(finished, capsys):
+    from recsys_core.cli.main import main
+
+    ws, run_id, queued = finished
+    art, split, data, user, recs = _explainable_pair(ws, run_id)
+    args = ["--workspace", str(ws.root), "explain", run_id]
+    args += ["--user", str(data.user_ids[user]), "--item", recs["item"].iloc[0]]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "efficiency:" in out and "holds" in out and "faithfulness:" in out
+    assert "Recommended because" in out
+    assert main([*args, "--json", "--target", "rank"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["target"] == "rank" and payload["efficient"]
+    assert (
+        main(["--workspace", str(ws.root), "explain", queued, "--user", "u1", "--item", "i1"]) == 2
+    )
+    assert "is queued" in capsys.readouterr().err
