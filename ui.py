@@ -103,10 +103,12 @@ def load_dataset(root: str, dataset_id: str, content_hash: str = "") -> Any:
 
 @st.cache_resource(show_spinner="Profiling…", max_entries=8)
 def health_report(root: str, dataset_id: str, content_hash: str = "") -> Any:
-    """:func:`recsys_core.data.health.profile` of a dataset (read-only)."""
+    """:func:`recsys_core.data.health.profile` of a dataset with its import report (read-only)."""
     from recsys_core.data.health import profile
+    from recsys_core.data.store import get_dataset
 
-    return profile(load_dataset(root, dataset_id, content_hash))
+    report = get_dataset(Workspace(Path(root)), dataset_id).report
+    return profile(load_dataset(root, dataset_id, content_hash), report)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -423,3 +425,43 @@ def clear_dataset_caches() -> None:
     """Forget cached datasets and profiles (after an import, rename, delete or side table)."""
     load_dataset.clear()
     health_report.clear()
+
+
+def health_section(report: Any) -> None:
+    """The health report: headline numbers, warnings, the four figures, then all the stats."""
+    from recsys_core.viz.data import health_figures
+
+    s = report.stats
+    row = st.columns(6)
+    row[0].metric("Users", f"{s['n_users']:,}")
+    row[1].metric("Items", f"{s['n_items']:,}")
+    row[2].metric("Interactions", f"{s['n_interactions']:,}")
+    row[3].metric("Density", f"{100 * s['density']:.2f}%")
+    row[4].metric("Cold users (< 5)", f"{100 * s.get('cold_user_share', 0):.0f}%")
+    row[5].metric(
+        "Item Gini",
+        f"{s.get('gini', float('nan')):.2f}",
+        help="Concentration of interactions on few items: 0 = even, 1 = all on one item.",
+    )
+    if report.warnings:
+        for warning in report.warnings:
+            st.warning(warning, icon="⚠️")
+    else:
+        st.success("No health warnings: this dataset is ready to train on.")
+    figures = list(health_figures(report).items())
+    captions = {
+        "popularity": "Items sorted by popularity: a steep drop means a long tail.",
+        "user_activity": "How many interactions users have: mass on the left means cold users.",
+        "ratings": "Rating values: decide the positive threshold from this.",
+        "over_time": "Interactions per period: gaps or spikes matter for temporal splits.",
+    }
+    for start in range(0, len(figures), 2):
+        cols = st.columns(2)
+        for col, (name, fig) in zip(cols, figures[start : start + 2], strict=False):
+            col.plotly_chart(fig, key=f"health.{name}", width="stretch")
+            col.caption(captions.get(name, ""))
+    with st.expander("All statistics"):
+        st.dataframe(
+            pd.DataFrame({"value": [str(v) for v in s.values()]}, index=list(s)),
+            width="stretch",
+        )

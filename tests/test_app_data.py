@@ -1,0 +1,91 @@
+"""AppTest: the Data page (import by upload with mapping, bad files, health report, manage)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def _data_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    return at.switch_page("pages/data.py").run()
+
+
+def _csv(header: str = "user_id,item_id,rating,timestamp") -> bytes:
+    # 40 users x 30 items, two taste halves: a small dataset with structure and a real header.
+    rng = np.random.default_rng(0)
+    rows = [header]
+    for u in range(40):
+        items = rng.choice(15, size=8, replace=False) + (15 if u % 2 else 0)
+        rows += [
+            f"u{u},i{i},{1 + (u + i) % 5},{1_600_000_000 + 60 * (u * 8 + n)}"
+            for n, i in enumerate(items)
+        ]
+    return ("\n".join(rows) + "\n").encode()
+
+
+def _metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_upload_good_csv_shows_health(app_workspace):
+    at = _data_page()
+    assert not at.exception
+    at.file_uploader(key="data.upload").upload("ratings.csv", _csv(), "text/csv").run()
+    assert not at.error, [e.value for e in at.error]
+    assert "user_id" in at.dataframe[0].value.columns  # preview of the first rows
+    at.text_input(key="data.name").input("tiny").run()
+    at.button(key="data.import").click().run()
+    assert not at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert any("Imported **tiny**" in s.value for s in at.success)
+    assert _metric(at, "Users") == "40"
+    assert _metric(at, "Items") == "30"
+    assert _metric(at, "Interactions") == "320"
+    assert any("fewer than" in w.value for w in at.warning)  # a tiny dataset is flagged
+    assert len(at.get("plotly_chart")) == 4
+
+
+def test_mapping_override_imports_unusual_column_names(app_workspace):
+    at = _data_page()
+    data = _csv(header="buyer,sku_code,score,t")
+    at.file_uploader(key="data.upload").upload("orders.csv", data, "text/csv").run()
+    assert any("no user column" in w.value for w in at.warning)  # detection explains itself
+    at.selectbox(key="data.map.user").select("buyer")
+    at.selectbox(key="data.map.item").select("sku_code")
+    at.selectbox(key="data.map.value").select("score").run()
+    at.button(key="data.import").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert _metric(at, "Users") == "40"
+
+
+def test_bad_upload_shows_error_in_place_and_stores_nothing(app_workspace):
+    from recsys_core.data.store import list_datasets
+
+    at = _data_page()
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    at.file_uploader(key="data.upload").upload("ratings.csv", png, "text/csv").run()
+    assert not at.exception
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert "PNG" in message and "Fix:" in message
+    assert "Traceback" not in message
+    assert list_datasets(app_workspace) == []
+
+
+def test_sample_health_report_and_rename(app_workspace):
+    from recsys_core.data.store import import_sample, list_datasets
+
+    import_sample(app_workspace)
+    at = _data_page()
+    assert not at.exception
+    assert at.header[0].value == "Health · movielens-small"
+    assert _metric(at, "Users") == "610"
+    at.text_input(key=f"data.rename.{list_datasets(app_workspace)[0].id}").input("ml")
+    at.button(key="data.rename").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert [d.name for d in list_datasets(app_workspace)] == ["ml"]
