@@ -26,8 +26,12 @@ from recsys_core.metrics import (
     METRICS,
     beyond_accuracy,
     category_matrix,
+    hit_matrix,
+    intra_list_diversity_at,
+    metrics_from_hits,
     popularity_buckets,
     ranking_metrics,
+    truth_counts,
 )
 from recsys_core.models.base import Recommender, mask_items
 from recsys_core.split import Split
@@ -38,6 +42,7 @@ from recsys_core.stats import activity_segments, bootstrap_ci, segment_table
 SCORE_BLOCK_ELEMENTS = 1 << 25
 SAMPLERS = ("uniform", "popularity")
 POPULARITY_BUCKETS = ("head", "mid", "tail")
+SEGMENT_METRICS = ("ndcg", "recall", "hit")
 
 
 @dataclass(eq=False)
@@ -221,6 +226,11 @@ def evaluate(
     keep = min(int(keep), n_items)
     popularity = split.train.item_popularity
     buckets = popularity_buckets(popularity)
+    bucket_t = torch.as_tensor(buckets, dtype=torch.int64, device=device)
+    bucket_onehot = sp.csr_matrix(
+        (np.ones(n_items, dtype=np.float32), (np.arange(n_items), buckets)),
+        shape=(n_items, len(POPULARITY_BUCKETS)),
+    )
     main_k = 10 if 10 in ks else ks[-1]
     if sampling is not None:
         n_neg, strategy = sampling
@@ -257,19 +267,22 @@ def evaluate(
         top = torch.topk(scores, k_top, dim=1)
         top_items = torch.where(torch.isinf(top.values) & (top.values < 0), -1, top.indices)
         truth = truth_all[start : start + len(batch)]
-        for key, values in ranking_metrics(top_items, truth, ks).items():
+        hits = hit_matrix(top_items, truth)
+        n_truth = truth_counts(truth, device)
+        for key, values in metrics_from_hits(hits, n_truth, ks).items():
             per_user_parts.setdefault(key, []).append(values.cpu().numpy())
-        # Item-popularity segments: the same ranking judged only on truth items of one bucket.
+        # Item-popularity segments: the same ranking judged only on truth items of one bucket
+        # (hits masked by the bucket of the recommended item, |truth| counted per bucket).
+        top_bucket = bucket_t[top_items.clamp(min=0)]
+        per_bucket = torch.as_tensor(
+            (truth @ bucket_onehot).toarray(), dtype=torch.float32, device=device
+        )
         for code, name in enumerate(POPULARITY_BUCKETS):
-            in_bucket = sp.diags((buckets == code).astype(np.float32))
-            sub_truth = (truth @ in_bucket).tocsr()
-            sub_truth.eliminate_zeros()
-            has = np.diff(sub_truth.indptr) > 0
-            for key, values in ranking_metrics(
-                top_items, sub_truth, (main_k,), ("ndcg", "recall", "hit")
-            ).items():
+            sub_n = per_bucket[:, code]
+            sub = metrics_from_hits(hits & (top_bucket == code), sub_n, (main_k,), SEGMENT_METRICS)
+            for key, values in sub.items():
                 arr = values.cpu().numpy().astype(np.float64)
-                arr[~has] = np.nan
+                arr[(sub_n == 0).cpu().numpy()] = np.nan
                 bucket_parts[name].setdefault(key, []).append(arr)
         if sampling is not None:
             sampled_top = _sampled_ranking(scores, truth, n_neg, log_w, gen, ks[-1])
@@ -310,12 +323,15 @@ def evaluate(
                 k=k,
                 popularity=popularity,
                 n_users=split.train.n_users,
-                categories=cat_matrix,
-                embeddings=embeddings,
                 seed=seed,
                 device=device,
             )
         )
+    if cat_matrix is not None or embeddings is not None:
+        diversity = intra_list_diversity_at(
+            all_top, ks, categories=cat_matrix, embeddings=embeddings, device=device
+        )
+        aggregate.update({f"diversity@{k}": v for k, v in diversity.items()})
     notes.append(
         "tail = items outside the most popular ones that hold 80% of training interactions; "
         "head/mid/tail segments cut at 50% and 80%"
@@ -328,7 +344,7 @@ def evaluate(
         segment_table(
             per_user[main_cols],
             activity_segments(activity),
-            n_resamples=min(n_resamples, 500),
+            n_resamples=min(n_resamples, 200),
             seed=seed,
             kind="user activity",
         )
@@ -339,7 +355,7 @@ def evaluate(
             segment_table(
                 frame,
                 np.full(len(frame), name, dtype=object),
-                n_resamples=min(n_resamples, 500),
+                n_resamples=min(n_resamples, 200),
                 seed=seed,
                 kind="item popularity",
             )

@@ -141,7 +141,19 @@ def ranking_metrics(
     ``{"ndcg@10": float32 tensor [n_users], ...}`` on ``topk.device``.
     """
     hits = hit_matrix(topk, truth)
-    n_truth = truth_counts(truth, topk.device)
+    return metrics_from_hits(hits, truth_counts(truth, topk.device), ks, names, prefix=prefix)
+
+
+def metrics_from_hits(
+    hits: torch.Tensor,
+    n_truth: torch.Tensor,
+    ks: Sequence[int],
+    names: Sequence[str] | None = None,
+    *,
+    prefix: str = "",
+) -> dict[str, torch.Tensor]:
+    """Like :func:`ranking_metrics` from a precomputed hit matrix [n, K] and |truth| [n]
+    (lets a caller judge one ranking against several truth subsets without re-ranking)."""
     out: dict[str, torch.Tensor] = {}
     for name in names or METRICS:
         fn = METRICS[name]
@@ -261,30 +273,59 @@ def intra_list_diversity(
     items without categories are at distance 0). Range [0, 1] for Jaccard, [0, 2] for cosine.
     Batched over users; cost O(n_users * k^2 * d).
     """
+    k = recs.shape[1]
+    return intra_list_diversity_at(
+        recs,
+        (k,),
+        categories=categories,
+        embeddings=embeddings,
+        batch_size=batch_size,
+        device=device,
+    )[k]
+
+
+def intra_list_diversity_at(
+    recs: np.ndarray,
+    ks: Sequence[int],
+    *,
+    categories: sp.csr_matrix | None = None,
+    embeddings: np.ndarray | None = None,
+    batch_size: int = 4096,
+    device: torch.device | str = "cpu",
+) -> dict[int, float]:
+    """:func:`intra_list_diversity` of every prefix ``recs[:, :k]`` for k in ``ks``, from one
+    [batch, K, K] distance tensor per batch (the k x k top-left block is the top-k list's)."""
     if embeddings is None and categories is None:
         raise ValueError("intra_list_diversity needs categories or embeddings")
-    n, k = recs.shape
-    if k < 2 or n == 0:
-        return 0.0
+    n = recs.shape[0]
+    big_k = min(max(ks), recs.shape[1])
+    if n == 0 or big_k < 2:
+        return {int(k): 0.0 for k in ks}
     if embeddings is not None:
         feats = torch.as_tensor(np.asarray(embeddings, dtype=np.float32), device=device)
         feats = torch.nn.functional.normalize(feats, dim=1)
     else:
         feats = torch.as_tensor(categories.toarray(), dtype=torch.float32, device=device)
-    off_diag = ~torch.eye(k, dtype=torch.bool, device=device)
-    total = 0.0
+    totals = dict.fromkeys((int(k) for k in ks), 0.0)
     for start in range(0, n, batch_size):
-        block = torch.as_tensor(recs[start : start + batch_size], device=device).clamp(min=0)
-        x = feats[block]  # [b, k, d]
-        inter = torch.bmm(x, x.transpose(1, 2))  # [b, k, k]
+        block = torch.as_tensor(recs[start : start + batch_size, :big_k], device=device)
+        x = feats[block.clamp(min=0)]  # [b, K, d]; -1 (empty slot) gathers item 0, masked below
+        inter = torch.bmm(x, x.transpose(1, 2))  # [b, K, K]
         if embeddings is not None:
             dist = 1.0 - inter
         else:
             size = x.sum(2)
             union = size[:, :, None] + size[:, None, :] - inter
             dist = torch.where(union > 0, 1.0 - inter / union.clamp(min=1e-9), 0.0)
-        total += float((dist * off_diag).sum() / (k * (k - 1)))
-    return total / n
+        present = (block >= 0).float()
+        dist = dist * present[:, :, None] * present[:, None, :]
+        # Diagonal is 0 for Jaccard and cosine; prefix sums give every k at once.
+        dist = dist - torch.diag_embed(torch.diagonal(dist, dim1=1, dim2=2))
+        for k in totals:
+            kk = min(k, big_k)
+            if kk >= 2:
+                totals[k] += float(dist[:, :kk, :kk].sum() / (kk * (kk - 1)))
+    return {k: v / n for k, v in totals.items()}
 
 
 def personalisation(recs: np.ndarray, n_items: int, *, sample: int = 1000, seed: int = 0) -> float:
@@ -366,8 +407,10 @@ __all__ = [
     "gini_exposure",
     "head_items",
     "hit_matrix",
+    "metrics_from_hits",
     "hit_rate",
     "intra_list_diversity",
+    "intra_list_diversity_at",
     "ndcg",
     "novelty",
     "personalisation",

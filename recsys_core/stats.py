@@ -46,7 +46,10 @@ def bootstrap_means(values: np.ndarray, *, n_resamples: int = 1000, seed: int = 
     out = np.empty((n_resamples, m))
     for start in range(0, n_resamples, block):
         b = min(block, n_resamples - start)
-        idx = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+        idx = (
+            rng.integers(0, n, size=(b, n), dtype=np.int32)
+            + (np.arange(b, dtype=np.int32) * n)[:, None]
+        )
         counts = np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
         sums = counts @ filled
         used = counts @ present
