@@ -1,0 +1,90 @@
+"""AppTest: the Train page (queue runs from generated forms, worker finishes them, cancel,
+retry, a failure explained)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from recsys_core.data.synthetic import SyntheticConfig, make_frames
+from recsys_core.jobs import api
+from recsys_core.jobs.worker import Worker
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture()
+def synthetic_ws(app_workspace):
+    """The app workspace holding a small synthetic dataset with planted taste clusters."""
+    from recsys_core.data.store import import_frames
+
+    interactions, items, users = make_frames(
+        SyntheticConfig(n_users=80, n_items=60, n_clusters=4, mean_history=10)
+    )
+    import_frames(app_workspace, interactions, name="synthetic", source="test", items=items)
+    return app_workspace
+
+
+def _train_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    return at.switch_page("pages/train.py").run()
+
+
+def test_forms_come_from_the_config_dataclasses(synthetic_ws):
+    from recsys_core.config import describe
+    from recsys_core.models import MODELS
+
+    at = _train_page()
+    assert not at.exception
+    assert at.multiselect(key="train.models").value == ["ease", "itemknn"]
+    for key in ("ease", "itemknn"):
+        for spec in describe(MODELS[key].Config):
+            widget = at.get("number_input") + at.get("selectbox") + at.get("checkbox")
+            assert any(w.key == f"train.cfg.{key}.{spec.name}" for w in widget), spec.name
+    # One-sentence explanation of the chosen split protocol.
+    assert any("hidden for testing" in c.value for c in at.caption)
+    # Balance options a model does not honour are shown but disabled.
+    ease_balance = [w for w in at.get("number_input") if w.key.startswith("train.bal.ease.")]
+    assert ease_balance and any(w.disabled for w in ease_balance)
+
+
+def test_submit_two_models_and_see_them_done(synthetic_ws):
+    at = _train_page()
+    at.button(key="train.submit").click().run()
+    assert not at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert any("Queued 2 run(s)" in s.value for s in at.success)
+    records = api.list_runs(synthetic_ws)
+    assert sorted(r.spec.model for r in records) == ["ease", "itemknn"]
+    assert {r.status for r in records} == {"queued"}
+    Worker(synthetic_ws, once=True, poll=0.1, cpu_slots=2).run()
+    at.run()  # a reload: everything on the page comes from the catalog
+    assert not at.exception
+    statuses = list(at.dataframe[-1].value["status"])
+    assert len(statuses) == 2 and all(s.endswith("done") for s in statuses), statuses
+    assert any("Fit" in c.value for c in at.caption)
+
+
+def test_cancel_retry_and_failure_explained(synthetic_ws):
+    at = _train_page()
+    at.multiselect(key="train.models").set_value(["most_popular"])
+    at.selectbox(key="train.split.protocol").set_value("predefined").run()
+    at.button(key="train.submit").click().run()
+    (run_id,) = [r.id for r in api.list_runs(synthetic_ws)]
+    at.run()
+    at.button(key=f"train.cancel.{run_id}").click().run()
+    assert api.get_run(synthetic_ws, run_id).status == "cancelled"
+    at.run()  # the panel's next poll lists the run as finished, with a retry button
+    at.button(key=f"train.retry.{run_id}").click().run()
+    retried = [r for r in api.list_runs(synthetic_ws) if r.id != run_id]
+    assert len(retried) == 1 and retried[0].status == "queued"
+    # The dataset has no predefined split labels, so the retried run fails with a reason.
+    Worker(synthetic_ws, once=True, poll=0.1).run()
+    assert api.get_run(synthetic_ws, retried[0].id).status == "failed"
+    at.run()
+    at.selectbox(key="train.details").set_value(retried[0].id).run()
+    assert not at.exception
+    assert len(at.error) == 1 and at.error[0].value.startswith("failed:")
+    assert "Traceback" not in at.error[0].value
