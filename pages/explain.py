@@ -1,0 +1,246 @@
+"""Explain: why a finished run recommends an item to a user (SHAP attributions, checked)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+import ui
+from recsys_core.explain import (
+    USER_SEGMENTS,
+    counterfactual,
+    explain,
+    explanation_path,
+    finished_run,
+    held_out_frame,
+    history_frame,
+    history_source,
+    segment_users,
+    top_k,
+    user_history,
+)
+from recsys_core.jobs import api
+from recsys_core.viz.explain import attention_heatmap, deletion_curve, waterfall
+from recsys_core.workspace import Workspace
+
+#: Histories longer than this are explained by the worker for deep models (seconds, not ms).
+BACKGROUND_OVER = 30
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def _model(root: str, run_id: str):  # noqa: ANN202 - a Recommender, read-only once loaded
+    return finished_run(Workspace(Path(root)), run_id).model()
+
+
+@st.cache_data(show_spinner="Explaining…", max_entries=64)
+def _explain(root: str, run_id: str, user: int, item: int, target: str, k: int) -> dict:
+    split = ui.run_split(root, run_id)
+    model = _model(root, run_id)
+    return explain(model, history_source(split, user), user, item, target=target, k=k).to_dict()
+
+
+def _run_label(record) -> str:  # noqa: ANN001 - a RunRecord
+    return f"{record.spec.label or record.spec.model} · {record.id}"
+
+
+st.title("💡 Explain")
+st.markdown(
+    "Why was this item recommended to this user? Shapley attributions of the real model's "
+    "score over the user's history, checked for efficiency and for faithfulness."
+)
+ws = ui.workspace()
+root = str(ws.root)
+info = ui.active_dataset()
+if info is None:
+    st.stop()
+with ui.guard("reading runs", stop=True):
+    runs = api.list_runs(ws, dataset=info.id, status="done")
+if not runs:
+    st.info("No finished run on this dataset yet: train one on the Train page, then come back.")
+    st.stop()
+by_id = {r.id: r for r in runs}
+run_id = st.selectbox(
+    "Run", list(by_id), format_func=lambda r: _run_label(by_id[r]), key="explain.run"
+)
+with ui.guard("loading the run", stop=True):
+    split = ui.run_split(root, run_id)
+    model = _model(root, run_id)
+
+# ----- the user ---------------------------------------------------------------------------------
+pool_data = split.fold_in if split.fold_in is not None else split.train
+left, mid, right = st.columns([2, 2, 1])
+segment = left.radio(
+    "Users", USER_SEGMENTS, horizontal=True, key="explain.segment",
+    help="cold: the least active fifth; heavy: the most active tenth",
+)  # fmt: skip
+pool = np.intersect1d(segment_users(pool_data, segment), split.test_users)
+if not len(pool):
+    st.info(f"No {segment} test user in this split; pick another segment.")
+    st.stop()
+search = mid.text_input("Search a user by id", key="explain.search", placeholder="e.g. 42")
+if right.button("🎲 Random user", key="explain.random"):
+    st.session_state["explain.user"] = str(np.random.default_rng().choice(pool))
+user = None
+with ui.guard("finding the user"):
+    if search.strip():
+        user = pool_data.user_index(search.strip())
+if user is None:
+    chosen = st.session_state.get("explain.user")
+    user = int(chosen) if chosen is not None and int(chosen) in set(pool.tolist()) else int(pool[0])
+data = history_source(split, user)
+if not len(user_history(data, user)):
+    st.error(
+        f"User {data.user_ids[user]} has no history in this run's training data, so there is "
+        "nothing to explain. Fix: search another user or pick one at random."
+    )
+    st.stop()
+st.subheader(f"User {data.user_ids[user]}")
+
+k = 10
+with ui.guard("ranking", stop=True):
+    recs = top_k(model, data, user, k=k)
+history = history_frame(data, user)
+held = held_out_frame(split, user, recs["item_index"].to_numpy())
+c1, c2 = st.columns(2)
+c1.markdown(f"**History** ({len(history)} items, oldest first)")
+c1.dataframe(history, hide_index=True, height=260)
+c2.markdown(f"**Top {k}** for this history, and the held-out test items")
+recs_view = recs.assign(test=np.where(recs["item_index"].isin(held["item_index"]), "✅ hit", ""))
+c2.dataframe(recs_view.drop(columns="item_index"), hide_index=True, height=180)
+c2.dataframe(held.drop(columns="item_index"), hide_index=True, height=120)
+
+# ----- the explanation ------------------------------------------------------------------------
+titles = dict(zip(recs["item_index"], recs["title"], strict=True))
+a, b = st.columns([3, 1])
+item = a.selectbox(
+    "Recommended item to explain", list(titles), format_func=lambda i: f"{titles[i]}",
+    key="explain.item",
+)  # fmt: skip
+target = b.radio(
+    "Explain", ["score", "rank"], key="explain.target", horizontal=True,
+    help=f"rank: the item's margin over the #{k} item, i.e. why it is in the top {k}",
+)  # fmt: skip
+
+long_job = model.family == "deep" and len(history) > BACKGROUND_OVER
+exp: dict | None = None
+if long_job:
+    path = explanation_path(ws, run_id, data.user_ids[user], data.item_ids[item], target, k)
+    if path.exists():
+        exp = json.loads(path.read_text())
+    else:
+        st.info(
+            f"A {len(history)}-item history under a deep model takes a while: the worker "
+            "explains it in the background."
+        )
+        if st.button("Explain in the background", key="explain.submit"):
+            payload = {"run": run_id, "user": str(data.user_ids[user]), "target": target}
+            payload |= {"item": str(data.item_ids[item]), "k": k}
+            with ui.guard("submitting"):
+                st.session_state["explain.task"] = api.submit_task(ws, "explain", payload)
+        task_id = st.session_state.get("explain.task")
+        if task_id:
+
+            @st.fragment(run_every=2)
+            def _poll() -> None:
+                task = api.get_task(ws, task_id)
+                st.progress(task.progress, text=task.message or task.status)
+                if task.status == "done":
+                    st.rerun()
+                elif task.error:
+                    st.error(task.error)
+
+            _poll()
+        st.stop()
+else:
+    with ui.guard("explaining", stop=True):
+        exp = _explain(root, run_id, user, int(item), target, k)
+
+faith = exp["faithfulness"]
+m1, m2, m3, m4, m5 = st.columns(5)
+m1.metric("Score", f"{exp['score']:.4g}", help="the model's real score of the item")
+m2.metric("Rank", exp["rank"], help="among items the user has not seen")
+m3.metric("Base value", f"{exp['base_value']:.4g}", help="output with an empty history")
+m4.metric(
+    "Efficiency", "✅ holds" if exp["efficient"] else "❌ fails",
+    help=f"|base + Σ attributions − output| = {exp['efficiency_gap']:.2g} "
+    f"(tolerance {exp['tolerance']:.2g}); {exp['method']} Shapley, {exp['seconds']:.2f} s",
+)  # fmt: skip
+m5.metric(
+    "Faithfulness", f"{faith['faithfulness']:+.2f}",
+    help="deletion-curve area of random orders minus that of the attribution order; "
+    "> 0 means removing the top-attributed items hurts the score faster than random removals",
+)  # fmt: skip
+st.success(exp["sentence"])
+fig = waterfall(exp)
+st.plotly_chart(fig, key="explain.waterfall")
+st.caption(
+    "Read from the base value (no history) down to the model's output: green bars push the "
+    "item up, red bars pull it down; the bars add up exactly to the output."
+)
+for note in exp["notes"]:
+    st.caption(f"ℹ️ {note}")
+g1, g2 = st.columns(2)
+g1.plotly_chart(deletion_curve(exp), key="explain.deletion")
+g1.caption(
+    "Removing history items in attribution order should drop the score faster than random "
+    "orders (solid line below the dashed one)."
+)
+heat = attention_heatmap(exp)
+if heat is not None:
+    g2.plotly_chart(heat, key="explain.attention")
+    g2.caption(
+        "Attention is what the model looks at, not what drives its score; the Spearman figure "
+        "says how far the two agree."
+    )
+
+d1, d2 = st.columns(2)
+name = f"explain_{run_id}_{exp['user_id']}_{exp['item_id']}"
+d1.download_button(
+    "⬇️ Explanation (JSON)", json.dumps(exp, indent=2), f"{name}.json", "application/json",
+    key="explain.download_json",
+)  # fmt: skip
+d2.download_button(
+    "⬇️ Figure (HTML)", fig.to_html(include_plotlyjs="cdn"), f"{name}.html", "text/html",
+    key="explain.download_html",
+)  # fmt: skip
+
+# ----- counterfactual -------------------------------------------------------------------------
+st.subheader("What if?")
+hist_items = user_history(data, user)
+hist_titles = dict(zip(hist_items.tolist(), history["title"], strict=True))
+removed = st.multiselect(
+    "Remove these history items and re-rank", list(hist_titles),
+    format_func=lambda i: hist_titles[i], key="explain.remove",
+)  # fmt: skip
+if removed:
+    with ui.guard("re-ranking"):
+        cf = counterfactual(model, data, user, removed, k=k)
+        st.dataframe(cf.table, hide_index=True)
+        st.caption(
+            "change = old rank − new rank (positive: moved up); new_in_top_k: it was not in "
+            f"the top {k} before."
+        )
+
+# ----- the same user and item under a second run -------------------------------------------------
+others = [r for r in runs if r.id != run_id]
+if others:
+    st.subheader("Under another run")
+    other = st.selectbox(
+        "Second run", [None] + [r.id for r in others], key="explain.other",
+        format_func=lambda r: "—" if r is None else _run_label(by_id[r]),
+    )  # fmt: skip
+    if other:
+        with ui.guard("explaining under the second run"):
+            other_split = ui.run_split(root, other)
+            other_data = history_source(other_split, user)
+            if other_data.n_items != data.n_items or other_data.n_users != data.n_users:
+                raise ValueError("the two runs use different datasets; pick a run on this one")
+            second = _explain(root, other, user, int(item), target, k)
+            s1, s2 = st.columns(2)
+            s1.markdown(f"**{by_id[run_id].spec.model}**: {exp['sentence']}")
+            s1.plotly_chart(fig, key="explain.compare_left")
+            s2.markdown(f"**{by_id[other].spec.model}**: {second['sentence']}")
+            s2.plotly_chart(waterfall(second), key="explain.compare_right")

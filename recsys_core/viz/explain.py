@@ -1,0 +1,163 @@
+"""Figures of the Explain page: pure plotly builders over ``Explanation.to_dict()``.
+
+They take the JSON form of an explanation (what :meth:`recsys_core.explain.Explanation.to_dict`
+returns and what the background task stores), so a live result and a cached one draw the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from recsys_core.viz.palette import model_color
+
+UP = "#2CA02C"  # pushes the item up
+DOWN = "#D62728"  # pulls it down
+NEUTRAL = "#7F7F7F"
+
+
+def _short(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        template="plotly_white",
+    )
+    return fig
+
+
+def waterfall(exp: Mapping[str, Any], max_rows: int = 15) -> go.Figure:
+    """Waterfall from the base value (empty history) to the explained output.
+
+    Bars are the ``max_rows`` largest attributions by magnitude; the rest are summed into one
+    "N other features" bar, so the bars always add up exactly to the output (efficiency).
+
+    Parameters
+    ----------
+    exp : ``Explanation.to_dict()``.
+    max_rows : most feature bars drawn.
+    """
+    features = list(exp["features"])
+    values = np.array([f["attribution"] for f in features], dtype=np.float64)
+    order = np.argsort(-np.abs(values), kind="stable")
+    shown, rest = order[:max_rows], order[max_rows:]
+    labels = ["base (empty history)"]
+    measures = ["absolute"]
+    ys = [float(exp["base_value"])]
+    hover = ["output with every history item removed"]
+    for i in shown:
+        f = features[i]
+        prefix = {"user": "user · ", "item": "item · ", "group": ""}.get(f["kind"], "")
+        labels.append(_short(prefix + str(f["name"])))
+        measures.append("relative")
+        ys.append(float(values[i]))
+        hover.append(f"{f['kind']}: {', '.join(f['item_ids'][:5]) or f['name']}")
+    if len(rest):
+        labels.append(f"{len(rest)} other features")
+        measures.append("relative")
+        ys.append(float(values[rest].sum()))
+        hover.append("sum of the smaller attributions")
+    what = f"margin over #{exp['k']}" if exp["target"] == "rank" else "score"
+    labels.append(what)
+    measures.append("total")
+    ys.append(float(exp["base_value"] + values.sum()))
+    hover.append(f"model's {what}: {exp['output']:.4g}")
+    fig = go.Figure(
+        go.Waterfall(
+            orientation="h",
+            y=labels,
+            x=ys,
+            measure=measures,
+            hovertext=hover,
+            increasing={"marker": {"color": UP}},
+            decreasing={"marker": {"color": DOWN}},
+            totals={"marker": {"color": model_color(str(exp["model"]))}},
+            connector={"line": {"color": "#BBBBBB"}},
+        )
+    )
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(title=what)
+    title = f"Why {_short(str(exp['item_title']), 50)}? ({exp['model']}, {exp['method']} Shapley)"
+    return _layout(fig, title, height=120 + 28 * len(labels))
+
+
+def deletion_curve(exp: Mapping[str, Any]) -> go.Figure:
+    """The item's score as history features are removed: attribution order vs random orders."""
+    faith = exp["faithfulness"]
+    steps = np.arange(len(faith["scores"]))
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=steps,
+            y=faith["scores"],
+            mode="lines+markers",
+            name=f"largest attribution first (AUC {faith['auc_attribution']:.2f})",
+            line={"color": model_color(str(exp["model"]))},
+            customdata=faith["ranks"],
+            hovertemplate="removed %{x}: score %{y:.4g}, rank %{customdata}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=steps,
+            y=faith["random_scores"],
+            mode="lines",
+            name=f"mean of {faith['n_random']} random orders (AUC {faith['auc_random']:.2f})",
+            line={"color": NEUTRAL, "dash": "dash"},
+            customdata=np.round(np.asarray(faith["random_ranks"], dtype=float), 1),
+            hovertemplate="removed %{x}: score %{y:.4g}, mean rank %{customdata}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title="history features removed")
+    fig.update_yaxes(title="item score")
+    fig.update_layout(legend={"orientation": "h", "y": -0.25})
+    return _layout(fig, f"Deletion test (faithfulness {faith['faithfulness']:+.2f})", 360)
+
+
+def attention_heatmap(exp: Mapping[str, Any]) -> go.Figure | None:
+    """Attention (not attribution) beside attribution over the history, oldest left.
+
+    Each row is scaled to its largest absolute value so the two are comparable by eye; the
+    Spearman rank agreement is in the title. None when the model has no attention.
+    """
+    attention = exp.get("attention")
+    if attention is None:
+        return None
+    history = [str(x) for x in exp["history"]]
+    by_item = {f["items"][0]: f["attribution"] for f in exp["features"] if f["kind"] == "history"}
+    names = {f["items"][0]: f["name"] for f in exp["features"] if f["kind"] == "history"}
+    attr = np.array([by_item.get(int(i), np.nan) for i in exp["history"]], dtype=np.float64)
+    att = np.array([np.nan if a is None else a for a in attention], dtype=np.float64)
+    rows = []
+    for row in (att, attr):
+        scale = np.nanmax(np.abs(row)) if np.isfinite(row).any() else 1.0
+        rows.append(row / (scale if scale > 0 else 1.0))
+    labels = [_short(str(names.get(int(i), i)), 24) for i in exp["history"]]
+    fig = go.Figure(
+        go.Heatmap(
+            z=np.vstack(rows),
+            x=list(range(len(history))),
+            y=["attention (not attribution)", "Shapley attribution"],
+            colorscale="RdBu",
+            zmid=0.0,
+            customdata=np.array([labels, labels]),
+            hovertemplate="%{customdata}: %{z:.2f} (scaled)<extra>%{y}</extra>",
+        )
+    )
+    fig.update_xaxes(
+        title="history, oldest → newest", tickmode="array", tickvals=list(range(len(labels))),
+        ticktext=labels, tickangle=-45,
+    )  # fmt: skip
+    rho = exp.get("attention_spearman")
+    agreement = f"Spearman {rho:+.2f}" if rho is not None else "agreement n/a"
+    return _layout(fig, f"Attention vs attribution ({agreement})", 320)
+
+
+__all__ = ["attention_heatmap", "deletion_curve", "waterfall"]
