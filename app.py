@@ -26,6 +26,7 @@ PAGES = {
     "Model": [
         st.Page("pages/train.py", title="Train", icon="🏋️"),
         st.Page("pages/compare.py", title="Compare", icon="📊"),
+        st.Page("pages/explain.py", title="Explain", icon="💡"),
         # Embeddings, Explain and Balance pages: their owners add one st.Page line each here.
     ],
 }
