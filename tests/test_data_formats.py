@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys_core.data.importer import ImportOptions
+from recsys_core.data.importer import ImportOptions, preview
 from recsys_core.data.store import import_bytes, import_file, load_dataset
 
 CSV = "userId,movieId,rating,timestamp\n1,10,4.0,100\n1,20,3.0,200\n2,10,5.0,150\n3,30,1.0,50\n"
@@ -197,3 +197,15 @@ def test_mapping_override(workspace, tmp_path):
     data = load_dataset(workspace, import_file(workspace, path, options=options).id)
     assert sorted(data.values.tolist()) == [3.0, 5.0]
     assert np.array_equal(np.sort(data.item_ids), [1, 2])
+
+
+def test_preview_reports_detection_without_storing(workspace, tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("user,uid,item,stars\na,1,x,5\nb,2,y,4\n")
+    seen = preview(path)
+    assert seen["columns"] == ["user", "uid", "item", "stars"] and seen["rows"] == 2
+    assert seen["detected"] == {} and "ambiguous" in seen["problem"]
+    fixed = preview(path, ImportOptions(mapping={"user": "uid"}))
+    assert fixed["problem"] is None
+    assert fixed["detected"] == {"user": "uid", "item": "item", "value": "stars"}
+    assert list(workspace.datasets_dir.iterdir()) == []

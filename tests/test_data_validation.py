@@ -72,6 +72,12 @@ CASES = [
         ["size limit", "max_file_mb"],
     ),
     ("big.csv", GOOD * 1, {"max_file_mb": 0.00001}, ["over the limit", "max_file_mb"]),
+    (
+        "sheet.csv",
+        _zip({"[Content_Types].xml": b"<x/>", "xl/workbook.xml": b"<x/>"}),
+        {},
+        ["Excel", "CSV"],
+    ),
     ("nofile.zip", _zip({"readme.md": b"hello"}), {}, ["no data file"]),
     (
         "split.csv",

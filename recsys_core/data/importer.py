@@ -324,6 +324,47 @@ def read_source(path: Path, options: ImportOptions, *, display_name: str | None 
     return RawData(frame, None, None, fmt, notes, source=name)
 
 
+def preview(
+    path: Path,
+    options: ImportOptions | None = None,
+    *,
+    display_name: str | None = None,
+    n_rows: int = 8,
+) -> dict[str, Any]:
+    """What an import of ``path`` would see, for a mapping form: nothing is stored.
+
+    Returns
+    -------
+    dict with ``format``, ``columns`` (list[str]), ``head`` (DataFrame [n_rows, columns]),
+    ``rows`` (int), ``detected`` ({role: column}), ``problem`` (str or None: a detection
+    error such as an ambiguous column, which the mapping can fix), ``notes`` (list[str]) and
+    ``side`` (names of side tables found: "items", "users").
+
+    Raises
+    ------
+    DataError
+        When the file itself is unreadable (empty, binary, wrong encoding, too large...).
+    """
+    options = options or ImportOptions()
+    raw = read_source(Path(path), options, display_name=display_name)
+    columns = [str(c) for c in raw.interactions.columns]
+    problem = None
+    try:
+        detected = detect_columns(columns, options.mapping_dict, where=display_name or raw.source)
+    except DataError as error:
+        detected, problem = {}, str(error)
+    return {
+        "format": raw.fmt,
+        "columns": columns,
+        "head": raw.interactions.head(n_rows),
+        "rows": len(raw.interactions),
+        "detected": detected,
+        "problem": problem,
+        "notes": list(raw.notes),
+        "side": [k for k, v in (("items", raw.items), ("users", raw.users)) if v is not None],
+    }
+
+
 def read_folder_single(path: Path, options: ImportOptions) -> RawData:
     """A MovieLens interaction file read together with its siblings (movies, users, tags)."""
     from recsys_core.data import readers

@@ -486,6 +486,12 @@ _SIDE_STEMS |= {"users": "users", "user": "users"}
 def read_folder(folder: Path, *, separator: str | None, encoding: str) -> RawData:
     """Detect the layout of a folder (extracted zip or a directory) and read it."""
     notes: list[str] = []
+    if (folder / "[Content_Types].xml").exists():
+        raise DataError(
+            "the file is an Excel or other Office document, not delimited text or a zip of data",
+            where=folder.name,
+            fix="save the sheet as CSV (File > Save as > CSV UTF-8) and import that",
+        )
     for filename, reader in (
         ("u.data", _read_ml100k),
         ("ratings.dat", _read_ml1m),

@@ -423,6 +423,13 @@ def _store(
         if result.users is not None:
             _write_side(result.users, USER, tmp / USERS_FILE)
         with ws.transaction() as conn:
+            # Another process may have imported the same content since our first look.
+            row = conn.execute(
+                "SELECT * FROM datasets WHERE content_hash = ? LIMIT 1", (digest,)
+            ).fetchone()
+            if row is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+                return replace(_info(row), already_imported=True)
             name = _unique_name(conn, _check_name(base_name), explicit_name is not None)
             info = DatasetInfo(
                 id=dataset_id,
