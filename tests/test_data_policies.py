@@ -150,3 +150,20 @@ def test_predefined_split_file(workspace, tmp_path):
             tmp_path / "r.csv",
             options=ImportOptions(split_file=str(tmp_path / "short.csv")),
         )
+
+
+def test_parquet_side_table_with_list_columns(workspace, tmp_path):
+    info = import_bytes(workspace, b"user,item\na,1\nb,2\n", "l.csv")
+    pd.DataFrame(
+        {
+            "item": [1, 2],
+            "embedding": [np.array([1.0, 2.0]), np.array([3.0, 4.0])],
+            "tags": [["funny", "short"], ["long"]],
+            "genres": [["A", "B"], ["C"]],
+        }
+    ).to_parquet(tmp_path / "items.parquet")
+    attach_side_table(workspace, info.id, tmp_path / "items.parquet", "items")
+    table = load_dataset(workspace, info.id).item_table
+    assert table["text"].tolist() == ["funny short", "long"]
+    assert table["categories"].tolist() == ["A|B", "C"]
+    np.testing.assert_allclose(np.stack(table["embedding"].to_list()), [[1, 2], [3, 4]])

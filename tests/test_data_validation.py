@@ -86,6 +86,7 @@ CASES = [
         ["train, valid or test", "holdout"],
     ),
     ("ragged.csv", b"user,item\na,x\nb,y,z,w\n", {}, ["could not be parsed"]),
+    ("eu.csv", b"user;item;rating\na;x;4,5\n", {}, ["not numbers", "decimal comma"]),
     ("inf.csv", b"user,item,rating\na,x,inf\n", {}, ["not numbers"]),
     ("filtered.csv", GOOD, {"min_user_interactions": 5}, ["no interactions are left"]),
     ("dup.csv", b"a,a,item\n1,2,3\n", {}, ["twice"]),

@@ -517,11 +517,16 @@ def to_float(series: pd.Series, column: str, raw: RawData) -> np.ndarray:
     if bad.any():
         rows = np.flatnonzero(bad)
         shown = [series.iloc[r] for r in rows[:5]]
+        fix = (
+            "correct those values, remove the rows, or map the value column to another "
+            "column (an empty mapping value= imports plain implicit feedback)"
+        )
+        if any(re.fullmatch(r"\s*-?[0-9]+,[0-9]+\s*", str(v)) for v in shown):
+            fix = "the values use a decimal comma: write 4.5 instead of 4,5 and import again"
         raise DataError(
             f"{len(rows):,} value(s) are not numbers, e.g. {shown}",
             where=f"{raw.source}, column {column!r}, {_rows(rows, raw.header_lines)}",
-            fix="correct those values, remove the rows, or map the value column to another "
-            "column (an empty mapping value= imports plain implicit feedback)",
+            fix=fix,
         )
     return values
 
@@ -868,6 +873,14 @@ def _categories(column: pd.Series) -> pd.Series:
     return text.str.replace(r"\s*\|\s*", "|", regex=True).str.strip().str.strip("|")
 
 
+def _text(column: pd.Series) -> pd.Series:
+    """Free text per row; list cells (e.g. a Parquet list of tags) are joined with spaces."""
+    first = column.dropna()
+    if len(first) and isinstance(first.iloc[0], (list, tuple, np.ndarray)):
+        column = column.map(lambda v: " ".join(map(str, v)), na_action="ignore")
+    return column.fillna("").astype(str)
+
+
 def _embeddings(column: pd.Series, where: str) -> pd.Series:
     """One float32 vector per row from list/array cells or "v1 v2 ..." / "[v1, v2]" strings."""
     present = column.notna().to_numpy()
@@ -950,7 +963,7 @@ def prepare_side_table(
     for canonical, names, convert in (
         (TITLE, _TITLE_NAMES, lambda s: s.astype(object).where(s.notna(), None)),
         (CATEGORIES, _CATEGORY_NAMES, _categories),
-        (TEXT, _TEXT_NAMES, lambda s: s.fillna("").astype(str)),
+        (TEXT, _TEXT_NAMES, _text),
     ):
         if kind == USER and canonical != CATEGORIES:
             continue
