@@ -240,7 +240,8 @@ class Interactions:
         user_table: pd.DataFrame | None = None,
     ) -> Interactions:
         """Encode a clean frame with canonical columns (``user``, ``item``[, ``value``,
-        ``timestamp``, ``event``, ``split``]). Validation belongs to the importer; this only encodes.
+        ``timestamp``, ``event``, ``split``]). Validation belongs to the importer; this only
+        encodes.
 
         ``item_table`` / ``user_table`` are indexed by raw id; rows for ids that have no
         interaction are dropped here (the importer reports them before calling this).

@@ -30,7 +30,9 @@ class SyntheticConfig:
     n_items: int = param(200, "number of items", low=2, high=10_000_000)
     n_clusters: int = param(5, "number of taste clusters (= genres)", low=1, high=1000)
     mean_history: float = param(20.0, "mean interactions per user", low=1.0, high=10_000.0)
-    in_cluster: float = param(0.9, "share of a user's items from their own cluster", low=0.0, high=1.0)
+    in_cluster: float = param(
+        0.9, "share of a user's items from their own cluster", low=0.0, high=1.0
+    )
     zipf: float = param(1.1, "popularity exponent within a cluster (0 = flat)", low=0.0, high=5.0)
     seed: int = param(0, "random seed", low=0)
 
@@ -38,7 +40,9 @@ class SyntheticConfig:
         validate(self)
 
 
-def make_frames(config: SyntheticConfig | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def make_frames(
+    config: SyntheticConfig | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Raw frames (interactions, items, users) as an importer would produce them.
 
     Interactions have raw ids ``u0..`` / ``i0..``, a 1-5 rating and unix-second timestamps.
