@@ -73,6 +73,7 @@ def test_import_frames_synthetic(workspace):
     assert set(data.user_table.columns) >= {"segment", "age"}
 
 
+@pytest.mark.slow
 def test_sample_import(workspace):
     """The bundled MovieLens sample: full counts, then the demo defaults (a few seconds)."""
     full = store.import_sample(workspace, full=True)
