@@ -292,6 +292,14 @@ def read_source(path: Path, options: ImportOptions, *, display_name: str | None 
             "the file does not exist", where=str(path), fix="check the path and try again"
         )
     if path.is_dir():
+        total = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        if total > options.max_bytes:
+            raise DataError(
+                f"the folder holds {total / 2**20:.1f} MB, over the limit of "
+                f"{options.max_file_mb:g} MB",
+                where=name,
+                fix="raise max_file_mb (CLI: --max-mb) or import the interaction file alone",
+            )
         return read_folder(path, separator=options.separator or None, encoding=options.encoding)
     size = path.stat().st_size
     if size > options.max_bytes:
@@ -535,7 +543,8 @@ def to_seconds(series: pd.Series, column: str, raw: RawData) -> tuple[np.ndarray
     """int64 [n] unix seconds from unix s/ms/us/ns numbers, datetimes or ISO 8601 strings.
 
     The unit of numbers is inferred from the largest magnitude (seconds stay below 1e11 until
-    the year 5138), and stated in the returned description.
+    the year 5138), and stated in the returned description. Dates without a time zone are
+    taken as UTC.
     """
     fix = "use unix seconds or ISO 8601 (2024-01-31T12:00:00), or drop the column (timestamp=)"
     if series.isna().any():
