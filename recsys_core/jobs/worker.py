@@ -112,6 +112,7 @@ class Worker:
         self._stop = False
         self._lock: IO[str] | None = None
         self._last_beat = 0.0
+        self._next_kill: float | None = None  # unix time of the earliest pending force-kill
 
     # ----- life cycle ----------------------------------------------------------------------
     def acquire(self) -> None:
@@ -165,7 +166,7 @@ class Worker:
                 busy = self.tick()
                 if self.once and not busy:
                     break
-                time.sleep(BUSY_TICK if busy else self.poll)
+                time.sleep(self._sleep_seconds(busy))
         finally:
             self._shutdown()
             self.release()
@@ -267,13 +268,21 @@ class Worker:
     # ----- one tick ------------------------------------------------------------------------------
     def tick(self) -> bool:
         """One pass of the loop; returns True while something executes or was just claimed."""
-        if time.monotonic() - self._last_beat >= BEAT_SECONDS:
-            self.beat()
+        # Cancellation deadlines first: they are the only step with a latency bound.
+        self._enforce_cancels()
         for finished in self.executor.poll():
             self._reap(finished)
-        self._enforce_cancels()
+        if time.monotonic() - self._last_beat >= BEAT_SECONDS:
+            self.beat()
         claimed = self._claim()
         return claimed or bool(self.executor.active())
+
+    def _sleep_seconds(self, busy: bool) -> float:
+        """Until the next tick: short while busy, and never past a pending cancel deadline."""
+        pause = BUSY_TICK if busy else self.poll
+        if self._next_kill is not None:
+            pause = min(pause, max(0.0, self._next_kill - time.time()))
+        return pause
 
     def beat(self) -> None:
         now = time.time()
@@ -311,22 +320,24 @@ class Worker:
             )
 
     def _enforce_cancels(self) -> None:
+        self._next_kill = None
         active = {(kind, job_id) for kind, job_id, _ in self.executor.active()}
         if not active:
             return
-        deadline = time.time() - FORCE_CANCEL_AFTER
+        now = time.time()
         for kind, table in ((RUN, "runs"), (TASK, "tasks")):
             with self.ws.connect() as conn:
-                late = [
-                    r[0]
-                    for r in conn.execute(
-                        f"SELECT id FROM {table} WHERE status = ? AND worker_id = ?"
-                        " AND cancel_requested_at <= ?",
-                        (CANCELLING, self.id, deadline),
-                    )
-                ]
-            for job_id in late:
+                pending = conn.execute(
+                    f"SELECT id, cancel_requested_at FROM {table} WHERE status = ?"
+                    " AND worker_id = ?",
+                    (CANCELLING, self.id),
+                ).fetchall()
+            for job_id, requested in pending:
                 if (kind, job_id) not in active:
+                    continue
+                kill_at = (requested or now) + FORCE_CANCEL_AFTER
+                if kill_at > now:  # not yet late: wake up exactly when it will be
+                    self._next_kill = min(self._next_kill or kill_at, kill_at)
                     continue
                 log.info(
                     "%s %s did not stop within %.1f s: killing it", kind, job_id, FORCE_CANCEL_AFTER
