@@ -35,6 +35,13 @@ def _explain(ws: Workspace, payload: dict[str, Any], progress: TaskProgress) -> 
     return explain_task(ws, payload, progress)
 
 
+def _umap(ws: Workspace, payload: dict[str, Any], progress: TaskProgress) -> dict[str, Any]:
+    from recsys_core.embeddings import umap_task  # umap/numba load in the child only
+
+    return umap_task(ws, payload, progress)
+
+
 TASKS: dict[str, TaskFn] = {
     "explain": _explain,
+    "umap": _umap,
 }
