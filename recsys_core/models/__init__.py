@@ -8,11 +8,19 @@ from __future__ import annotations
 
 from recsys_core.errors import NotFoundError
 from recsys_core.models.base import Recommender
+from recsys_core.models.bpr import BPR
+from recsys_core.models.lightgcn import LightGCN
+from recsys_core.models.multvae import MultVAE
+from recsys_core.models.neumf import NeuMF
 from recsys_core.models.popular import MostPopular, Random
 
 _ALL: tuple[type[Recommender], ...] = (
     Random,
     MostPopular,
+    BPR,
+    MultVAE,
+    NeuMF,
+    LightGCN,
 )
 
 MODELS: dict[str, type[Recommender]] = {cls.name: cls for cls in _ALL}
