@@ -167,3 +167,14 @@ def test_parquet_side_table_with_list_columns(workspace, tmp_path):
     assert table["text"].tolist() == ["funny short", "long"]
     assert table["categories"].tolist() == ["A|B", "C"]
     np.testing.assert_allclose(np.stack(table["embedding"].to_list()), [[1, 2], [3, 4]])
+
+
+@pytest.mark.parametrize("span", [10, 2**61])
+def test_group_order_matches_lexsort(span):
+    from recsys_core.data.importer import _group_order
+
+    rng = np.random.default_rng(span % 97)
+    key = rng.integers(0, 20, size=500)
+    stamps = rng.integers(0, span, size=500, dtype=np.int64)
+    np.testing.assert_array_equal(_group_order(key, stamps), np.lexsort((stamps, key)))
+    np.testing.assert_array_equal(_group_order(key, None), np.argsort(key, kind="stable"))
