@@ -121,18 +121,11 @@ def run_metrics(root: str, run_id: str) -> dict:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def run_per_user(root: str, run_id: str) -> pd.DataFrame:
-    """Per-user metrics of a finished run (index = user index)."""
+    """Per-user metrics of a finished run (index = user index; numeric metric columns only)."""
     from recsys_core.jobs.artifacts import RunArtifacts
 
-    return RunArtifacts(Workspace(Path(root)), run_id).per_user()
-
-
-@st.cache_resource(show_spinner="Rebuilding the split…", max_entries=8)
-def run_split(root: str, run_id: str) -> Any:
-    """The :class:`~recsys_core.split.Split` a finished run was evaluated on (read-only)."""
-    from recsys_core.jobs.artifacts import RunArtifacts
-
-    return RunArtifacts(Workspace(Path(root)), run_id).split()
+    frame = RunArtifacts(Workspace(Path(root)), run_id).per_user()
+    return frame[[c for c in frame.columns if "@" in str(c)]].astype("float64")
 
 
 # ----- small widgets -------------------------------------------------------------------------

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 import ui
+from recsys_core.config import describe
 from recsys_core.jobs import api
+from recsys_core.split import SplitSpec
 from recsys_core.stats import paired_tests
 from recsys_core.viz.runs import (
     leaderboard_bars,
@@ -15,9 +19,9 @@ from recsys_core.viz.runs import (
     metric_columns,
     per_user_scatter,
     segment_bars,
+    segments_frame,
     split_key,
     tradeoff_scatter,
-    user_segment_frame,
 )
 
 st.title("📊 Compare")
@@ -43,15 +47,23 @@ for record in done:
     groups.setdefault(split_key(record.spec.dataset, record.spec.split), []).append(record)
 
 
+DEFAULTS = {spec.name: spec.default for spec in describe(SplitSpec)}
+
+
 def _split_label(key: str) -> str:
+    # Name the protocol and only what differs from the defaults (plus the seed, always).
     split = groups[key][0].spec.split or {}
-    details = ", ".join(f"{k}={v}" for k, v in split.items() if k != "protocol")
+    details = ", ".join(
+        f"{k}={v}"
+        for k, v in split.items()
+        if k != "protocol" and (k == "seed" or v != DEFAULTS.get(k))
+    )
     return f"{split.get('protocol', 'default split')} ({details}) · {len(groups[key])} runs"
 
 
 group = st.selectbox(
     "Split",
-    list(groups),
+    sorted(groups, key=lambda k: -len(groups[k])),  # the split with the most runs first
     format_func=_split_label,
     key="compare.split",
     help="Runs are ranked only against runs evaluated on exactly the same split.",
@@ -63,6 +75,9 @@ if len(groups) > 1:
         "different things."
     )
 records = groups[group]
+# Widgets whose options depend on the split's runs are keyed by the split, so a choice made for
+# one split never filters another split's runs.
+suffix = hashlib.sha1(group.encode()).hexdigest()[:8]
 
 with ui.guard("loading metrics", stop=True):
     entries = []
@@ -83,7 +98,7 @@ with ui.guard("loading metrics", stop=True):
     metrics_available = metric_columns(table)
 
 models = sorted(table["model"].unique())
-keep = st.multiselect("Models", models, default=models, key="compare.models")
+keep = st.multiselect("Models", models, default=models, key=f"compare.models.{suffix}")
 table = table[table["model"].isin(keep)].reset_index(drop=True)
 if table.empty:
     st.info("No run left after the model filter.")
@@ -145,18 +160,17 @@ if tail_options:
         "axes at once."
     )
 
-# ----- segments ------------------------------------------------------------------------------
+# ----- segments (computed at evaluation time, with CIs, stored in metrics.json) ---------------
 st.subheader("Segments")
+labels = {row.run: f"{row.label} · {row.run[:6]}" for row in table.itertuples()}
+segments = segments_frame(
+    {labels[run]: ui.run_metrics(root, run).get("segments") or [] for run in table["run"]},
+    {labels[row.run]: row.model for row in table.itertuples()},
+)
 seg_metric = metric
-with ui.guard("computing segments"):
-    per_user = {
-        row.label + " · " + row.run[:6]: ui.run_per_user(root, row.run)
-        for row in table.itertuples()
-    }
-    run_models = {row.label + " · " + row.run[:6]: row.model for row in table.itertuples()}
-    split = ui.run_split(root, table["run"].iloc[0])
-    activity = np.asarray(split.train.user_activity)
-    segments = user_segment_frame(per_user, run_models, activity)
+if segments.empty:
+    st.caption("These runs stored no segment breakdown.")
+else:
     seg_metrics = sorted(segments["metric"].unique())
     seg_metric = st.selectbox(
         "Segment metric",
@@ -164,29 +178,33 @@ with ui.guard("computing segments"):
         index=seg_metrics.index(metric) if metric in seg_metrics else 0,
         key="compare.seg",
     )
-    st.plotly_chart(
-        segment_bars(segments, seg_metric, title="by user activity (training interactions)"),
-        key="compare.segments",
-        width="stretch",
+    kinds = list(dict.fromkeys(segments["kind"]))
+    for col, kind in zip(st.columns(len(kinds)), kinds, strict=True):
+        col.plotly_chart(
+            segment_bars(segments, seg_metric, kind), key=f"compare.seg.{kind}", width="stretch"
+        )
+    st.caption(
+        "User activity: quartiles of training interactions per user. Item popularity: the "
+        "ranking judged only on test items in the head, mid or tail. Whiskers: 95% CIs."
     )
-    st.caption("Users are bucketed by quartile of training activity; runs side by side.")
 
 # ----- two runs, paired ----------------------------------------------------------------------
 st.subheader("Two runs, paired")
 if len(table) < 2:
     st.info("Finish at least two runs on this split to test their difference.")
     st.stop()
-labels = list(per_user)
+per_user = {labels[run]: ui.run_per_user(root, run) for run in table["run"]}
+names = list(per_user)
 ca, cb = st.columns(2)
-run_a = ca.selectbox("Run A", labels, index=0, key="compare.a")
-run_b = cb.selectbox("Run B", labels, index=1, key="compare.b")
+run_a = ca.selectbox("Run A", names, index=0, key=f"compare.a.{suffix}")
+run_b = cb.selectbox("Run B", names, index=1, key=f"compare.b.{suffix}")
 if run_a == run_b:
     st.warning("Pick two different runs.")
     st.stop()
 with ui.guard("paired tests"):
     a, b = per_user[run_a], per_user[run_b]
     shared = [c for c in a.columns if c in b.columns]
-    both = a[shared].join(b[shared], how="inner", lsuffix=" A", rsuffix=" B")
+    both = a[shared].add_suffix(" A").join(b[shared].add_suffix(" B"), how="inner")
     rows = []
     for name in shared:
         result = paired_tests(both[f"{name} A"].to_numpy(), both[f"{name} B"].to_numpy())

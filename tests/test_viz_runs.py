@@ -9,7 +9,6 @@ import pytest
 from recsys_core.errors import DataError
 from recsys_core.viz.palette import PALETTE, model_color, model_colors
 from recsys_core.viz.runs import (
-    activity_buckets,
     curves_frame,
     leaderboard_bars,
     leaderboard_table,
@@ -17,10 +16,10 @@ from recsys_core.viz.runs import (
     pareto_front,
     per_user_scatter,
     segment_bars,
+    segments_frame,
     split_key,
     tradeoff_scatter,
     training_curves,
-    user_segment_frame,
 )
 
 
@@ -107,22 +106,35 @@ def test_split_key_ignores_key_order():
     assert split_key("d", {"seed": 0}) != split_key("d", {"seed": 1})
 
 
-def test_activity_buckets_and_segments():
-    activity = np.array([1, 2, 3, 4, 5, 6, 7, 100])
-    labels = activity_buckets(activity, 4)
-    assert labels[0].startswith("Q1") and labels[-1].startswith("Q4")
-    per_user = {
-        "A": pd.DataFrame({"ndcg@10": np.linspace(0, 1, 8)}, index=np.arange(8)),
-        "B": pd.DataFrame({"ndcg@10": np.ones(4)}, index=np.arange(4, 8)),
+def test_segments_frame_and_bars():
+    record = {"kind": "user activity", "metric": "ndcg@10", "n_users": 5}
+    segments = {
+        "A": [
+            record | {"segment": "Q1", "mean": 0.1, "ci_low": 0.0, "ci_high": 0.2},
+            record | {"segment": "Q2", "mean": 0.3, "ci_low": 0.2, "ci_high": 0.5},
+        ],
+        "B": [
+            record | {"segment": "Q1", "mean": 0.2, "ci_low": None, "ci_high": None},
+            record
+            | {
+                "segment": "Q1",
+                "kind": "item popularity",
+                "mean": 0.4,
+                "ci_low": 0.3,
+                "ci_high": 0.5,
+            },
+        ],
+        "C": [],
     }
-    seg = user_segment_frame(per_user, {"A": "ease", "B": "ease"}, activity)
-    top_b = seg[(seg["run"] == "B") & (seg["bucket"] == labels[-1])]
-    assert top_b["value"].item() == 1.0
-    assert seg.groupby("run")["users"].sum().to_dict() == {"A": 8, "B": 4}
-    fig = segment_bars(seg, "ndcg@10")
+    frame = segments_frame(segments, {"A": "ease", "B": "ease"})
+    assert len(frame) == 4 and set(frame["run"]) == {"A", "B"}
+    fig = segment_bars(frame, "ndcg@10", "user activity")
+    assert [t.name for t in fig.data] == ["A", "B"]
     assert [t.marker.pattern.shape for t in fig.data] == ["", "/"]  # same model, told apart
-    with pytest.raises(DataError, match="outside"):
-        user_segment_frame({"A": per_user["A"]}, {}, activity[:4])
+    assert list(fig.data[0].error_y.array) == pytest.approx([0.1, 0.2])
+    assert list(fig.data[1].error_y.array) == [0.0]  # a missing CI draws no whisker
+    assert len(segment_bars(frame, "ndcg@10", "item popularity").data) == 1
+    assert segments_frame({}, {}).empty
 
 
 def test_per_user_scatter_counts():

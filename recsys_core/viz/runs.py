@@ -219,86 +219,47 @@ def tradeoff_scatter(table: pd.DataFrame, x: str, y: str) -> go.Figure:
     return fig
 
 
-def activity_buckets(activity: np.ndarray, n_buckets: int = 4) -> np.ndarray:
-    """Quantile bucket labels of user activity, e.g. ``"Q1 (1-7)"`` ... ``"Q4 (41-300)"``.
-
-    Parameters
-    ----------
-    activity : int array [n_users], training interactions per user.
-    n_buckets : number of quantile buckets; fewer when activity has fewer distinct values.
-
-    Returns
-    -------
-    object array [n_users] of labels, ordered lexicographically from least to most active.
-    """
-    activity = np.asarray(activity)
-    if activity.size == 0:
-        return np.array([], dtype=object)
-    edges = np.unique(np.quantile(activity, np.linspace(0, 1, n_buckets + 1)))
-    codes = np.clip(np.searchsorted(edges, activity, side="right") - 1, 0, max(len(edges) - 2, 0))
-    labels = np.empty(codes.max() + 1, dtype=object)
-    for b in range(len(labels)):  # one label per bucket (at most n_buckets), not per user
-        members = activity[codes == b]
-        lo, hi = (members.min(), members.max()) if members.size else (edges[b], edges[b + 1])
-        labels[b] = f"Q{b + 1} ({int(lo)}-{int(hi)})"
-    return labels[codes]
-
-
-def user_segment_frame(
-    per_user: Mapping[str, pd.DataFrame],
-    models: Mapping[str, str],
-    activity: np.ndarray,
-    n_buckets: int = 4,
+def segments_frame(
+    segments: Mapping[str, Sequence[Mapping[str, Any]]], models: Mapping[str, str]
 ) -> pd.DataFrame:
-    """Mean per-user metrics by user-activity bucket, one block per run (long format).
+    """Stack the runs' segment tables (``metrics.json["segments"]``) into one long frame.
 
     Parameters
     ----------
-    per_user : ``{run label: per-user frame}`` (index = user index, columns = metrics).
+    segments : ``{run label: records}`` where each record has ``kind`` (e.g. ``"user
+        activity"``, ``"item popularity"``), ``segment``, ``metric``, ``n_users``, ``mean``,
+        ``ci_low``, ``ci_high`` (see :func:`recsys_core.stats.segment_table`).
     models : ``{run label: model key}`` for colours.
-    activity : int array [n_users], training interactions per user of the shared split.
 
     Returns
     -------
-    DataFrame with columns ``run, model, bucket, metric, value, users``.
+    DataFrame with columns ``run, model, kind, segment, metric, n_users, mean, ci_low,
+    ci_high``.
     """
-    labels = activity_buckets(activity, n_buckets)
-    blocks = []
-    for run, frame in per_user.items():
-        users = frame.index.to_numpy(dtype=np.int64)
-        if users.size and (users.min() < 0 or users.max() >= len(labels)):
-            raise DataError(
-                f"run {run}: per-user results name users outside the split's {len(labels)} users",
-                fix="compare only runs on the same dataset and split",
-            )
-        long = frame.assign(bucket=labels[users]).groupby("bucket", sort=True).agg(["mean", "size"])
-        for metric in frame.columns:
-            blocks.append(
-                pd.DataFrame(
-                    {
-                        RUN: run,
-                        MODEL: models.get(run, run),
-                        "bucket": long.index,
-                        "metric": metric,
-                        "value": long[(metric, "mean")].to_numpy(),
-                        "users": long[(metric, "size")].to_numpy(),
-                    }
-                )
-            )
+    columns = ["kind", "segment", "metric", "n_users", "mean", "ci_low", "ci_high"]
+    blocks = [
+        pd.DataFrame(list(records), columns=columns).assign(run=run, model=models.get(run, run))
+        for run, records in segments.items()
+        if records
+    ]
     if not blocks:
-        return pd.DataFrame(columns=[RUN, MODEL, "bucket", "metric", "value", "users"])
-    return pd.concat(blocks, ignore_index=True)
+        return pd.DataFrame(columns=[RUN, MODEL, *columns])
+    frame = pd.concat(blocks, ignore_index=True)
+    for name in ("mean", "ci_low", "ci_high"):
+        frame[name] = pd.to_numeric(frame[name], errors="coerce")
+    return frame[[RUN, MODEL, *columns]]
 
 
-def segment_bars(segments: pd.DataFrame, metric: str, title: str = "") -> go.Figure:
-    """Grouped bars: ``metric`` per bucket, runs side by side (one colour per model).
+def segment_bars(segments: pd.DataFrame, metric: str, kind: str) -> go.Figure:
+    """Grouped bars of ``metric`` per segment of one ``kind``, runs side by side, 95% CIs.
 
     Parameters
     ----------
-    segments : long frame with columns ``run, model, bucket, metric, value`` (see
-        :func:`user_segment_frame`).
+    segments : output of :func:`segments_frame`.
+    metric : e.g. ``"ndcg@10"``.
+    kind : e.g. ``"user activity"`` or ``"item popularity"``.
     """
-    data = segments[segments["metric"] == metric]
+    data = segments[(segments["metric"] == metric) & (segments["kind"] == kind)]
     # Two runs of the same model share a colour; a hatch pattern tells them apart.
     runs = data[[RUN, MODEL]].drop_duplicates(RUN)
     nth_of_model = runs.groupby(MODEL, sort=False).cumcount().to_numpy()
@@ -306,21 +267,30 @@ def segment_bars(segments: pd.DataFrame, metric: str, title: str = "") -> go.Fig
     fig = go.Figure()
     for run, part in data.groupby(RUN, sort=False):
         model = str(part[MODEL].iloc[0])
+        mean = part["mean"].to_numpy(dtype=float)
         fig.add_trace(
             go.Bar(
-                x=part["bucket"].astype(str),
-                y=part["value"],
+                x=part["segment"].astype(str),
+                y=mean,
                 name=str(run),
                 marker_color=model_color(model),
                 marker_pattern_shape=("", "/", ".", "x", "+", "-")[patterns[run] % 6],
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": np.nan_to_num(part["ci_high"].to_numpy(dtype=float) - mean),
+                    "arrayminus": np.nan_to_num(mean - part["ci_low"].to_numpy(dtype=float)),
+                },
+                customdata=part["n_users"],
+                hovertemplate="%{x}: %{y:.4f} (%{customdata} users)",
             )
         )
     fig.update_layout(
         barmode="group",
-        title=title or None,
+        title=f"{metric} by {kind}",
         yaxis_title=metric,
         height=360,
-        margin={"l": 10, "r": 10, "t": 40 if title else 20, "b": 40},
+        margin={"l": 10, "r": 10, "t": 40, "b": 40},
     )
     return fig
 
@@ -426,7 +396,6 @@ def training_curves(events: Iterable[Mapping[str, Any]], title: str = "") -> go.
 
 __all__ = [
     "LOWER_IS_BETTER",
-    "activity_buckets",
     "curves_frame",
     "leaderboard_bars",
     "leaderboard_table",
@@ -434,8 +403,8 @@ __all__ = [
     "pareto_front",
     "per_user_scatter",
     "segment_bars",
+    "segments_frame",
     "split_key",
     "training_curves",
     "tradeoff_scatter",
-    "user_segment_frame",
 ]

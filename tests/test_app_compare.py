@@ -1,0 +1,65 @@
+"""AppTest: the Compare page (leaderboard with CIs per split, trade-off, segments, paired test)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from recsys_core.data.synthetic import SyntheticConfig, make_frames
+from recsys_core.jobs import api
+from recsys_core.jobs.spec import RunSpec
+from recsys_core.jobs.worker import Worker
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def _compare_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    return at.switch_page("pages/compare.py").run()
+
+
+def test_two_finished_runs_ranked_and_paired(app_workspace):
+    from recsys_core.data.store import import_frames
+
+    interactions, items, _ = make_frames(
+        SyntheticConfig(n_users=80, n_items=60, n_clusters=4, mean_history=10)
+    )
+    info = import_frames(app_workspace, interactions, name="synthetic", source="t", items=items)
+    split = {"protocol": "random", "test_ratio": 0.2, "seed": 0}
+    for model in ("most_popular", "itemknn"):
+        api.submit(app_workspace, RunSpec(dataset=info.id, model=model, split=split))
+    # A run on another split: listed apart, never ranked with the two above.
+    other = dict(split, seed=1)
+    api.submit(app_workspace, RunSpec(dataset=info.id, model="random", split=other))
+    Worker(app_workspace, once=True, poll=0.1, cpu_slots=3).run()
+    assert {r.status for r in api.list_runs(app_workspace)} == {"done"}
+
+    at = _compare_page()
+    assert not at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert any("never ranked together" in c.value for c in at.caption)
+    assert "· 2 runs" in at.selectbox(key="compare.split").options[0]  # biggest split first
+    board = at.dataframe[0].value
+    assert sorted(board["model"]) == ["itemknn", "most_popular"]
+    assert {"ndcg@10", "recall@20", "tail_coverage@10", "fit_s", "device"} <= set(board.columns)
+    # Personalised neighbours beat the popularity baseline on planted clusters.
+    ranked = board.sort_values("ndcg@10", ascending=False)["model"].tolist()
+    assert ranked[0] == "itemknn"
+    at.toggle(key="compare.ci").set_value(True).run()
+    board = at.dataframe[0].value
+    assert (board["ndcg@10 lo"] <= board["ndcg@10"]).all()
+    assert (board["ndcg@10"] <= board["ndcg@10 hi"]).all()
+    # Charts: leaderboard bars, trade-off, two segment views, per-user scatter.
+    assert len(at.get("plotly_chart")) == 5
+    tests = at.dataframe[1].value
+    assert "ndcg@10" in set(tests["metric"])
+    assert {"t_pvalue", "wilcoxon_pvalue", "cohens_d"} <= set(tests.columns)
+    assert tests["t_pvalue"].between(0, 1).all()
+    # Filtering to one model leaves one run and explains why no paired test is shown.
+    at.multiselect[0].set_value(["itemknn"]).run()
+    assert len(at.dataframe[0].value) == 1
+    assert any("at least two runs" in i.value for i in at.info)
+    # The other split holds the random run alone.
+    at.selectbox(key="compare.split").select_index(1).run()
+    assert list(at.dataframe[0].value["model"]) == ["random"]
