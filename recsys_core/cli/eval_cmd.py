@@ -300,7 +300,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(
             f"evaluation: all {int(ev['users']):,} users x {int(ev['items']):,} items "
             f"({int(ev['interactions']):,} interactions) in {ev['eval_seconds']:.2f} s "
-            f"(ranking + accuracy metrics {ev['ranking_seconds']:.2f} s) on {out['device']}"
+            f"(ranking + accuracy metrics {ev['ranking_seconds']:.2f} s; "
+            f"{ev['eval_cpu_seconds']:.2f} CPU s on {int(ev['threads'])} threads) "
+            f"on {out['device']}"
         )
     return 0
 
