@@ -43,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = rsub.add_parser("submit", help="queue a run (the worker executes it)")
     p.add_argument("dataset", help="dataset id or name")
-    p.add_argument("--model", required=True, help="model key (see `models list`)")
+    p.add_argument(
+        "--model", required=True, help="model registry key, e.g. most_popular, itemknn, ease"
+    )
     p.add_argument(
         "--param",
         action="append",
@@ -65,6 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             flag,
             dest=f"split__{spec.name}",
             default=None,
+            metavar="VALUE",
             help=f"split: {spec.help} (default {spec.default!r})",
             **extra,
         )

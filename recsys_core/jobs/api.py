@@ -38,6 +38,10 @@ from recsys_core.workspace import Workspace
 #: A worker whose last heartbeat is older than this is considered dead.
 WORKER_STALE_SECONDS = 10.0
 WORKER_LOG = "worker.log"
+#: ``ensure_worker`` records what it spawned here, and spawns no other for this many seconds
+#: while that process lives (it may still be importing and not yet heartbeating).
+WORKER_SPAWN = "worker.spawn"
+WORKER_SPAWN_GRACE = 60.0
 
 
 # ----- runs ------------------------------------------------------------------------------------
@@ -177,6 +181,30 @@ def retry(ws: Workspace, run_id: str) -> str:
         new_id = store.new_id("r")
         store.insert_run(conn, new_id, record.spec, retry_of=run_id)
     return new_id
+
+
+def run_inline(ws: Workspace, run_id: str, *, device: str | None = None) -> RunRecord:
+    """Execute a queued run in this process (no worker, no child): for notebooks and tests.
+
+    The run is claimed atomically like a worker would, so a worker cannot take it as well;
+    its outcome (done, failed with traceback, artifacts) is recorded the same way. ``device``
+    defaults to the spec's (``auto`` resolved here).
+    """
+    from recsys_core.device import resolve_device
+    from recsys_core.jobs.child import run_child
+
+    record = get_run(ws, run_id)
+    resolved = str(resolve_device(device or record.spec.device))
+    if not store.claim_specific(
+        ws, run_id, f"inline:{socket.gethostname()}:{os.getpid()}", resolved
+    ):
+        raise ConfigError(
+            f"run {run_id} is {get_run(ws, run_id).status}, not queued; "
+            "only a queued run can be executed (retry it to queue it again)"
+        )
+    (ws.runs_dir / run_id).mkdir(parents=True, exist_ok=True)
+    run_child(ws, run_id, device=resolved, device_label=resolved)
+    return get_run(ws, run_id)
 
 
 def events(ws: Workspace, run_id: str) -> list[dict[str, Any]]:
@@ -386,6 +414,15 @@ def ensure_worker(ws: Workspace, *, cpu_slots: int = 1, wait_seconds: float = 0.
     if worker_alive(ws):
         return None
     ws.root.mkdir(parents=True, exist_ok=True)
+    # A worker spawned moments ago has no heartbeat until its imports finish; page reruns in
+    # that window must not spawn more (the extra ones would only be refused by the lock).
+    marker = ws.root / WORKER_SPAWN
+    try:
+        pid_text, when = marker.read_text().split()
+        if time.time() - float(when) < WORKER_SPAWN_GRACE and _pid_running(int(pid_text)):
+            return None
+    except (OSError, ValueError):
+        pass
     with open(ws.root / WORKER_LOG, "ab") as log:
         process = subprocess.Popen(
             [
@@ -404,6 +441,7 @@ def ensure_worker(ws: Workspace, *, cpu_slots: int = 1, wait_seconds: float = 0.
             cwd=str(package_root()),
             env=child_env(),
         )
+    marker.write_text(f"{process.pid} {time.time()}")
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline and not worker_alive(ws):
         if process.poll() is not None:

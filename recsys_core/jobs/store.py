@@ -173,6 +173,18 @@ def claim_run(
     return None
 
 
+def claim_specific(ws: Workspace, run_id: str, worker_id: str, device: str) -> bool:
+    """Atomically take one given queued run (for executing it in the calling process)."""
+    now = time.time()
+    with ws.transaction() as conn:
+        row = conn.execute(
+            "UPDATE runs SET status = ?, started_at = ?, heartbeat = ?, worker_id = ?,"
+            " device_used = ? WHERE id = ? AND status = ? RETURNING id",
+            (RUNNING, now, now, worker_id, device, run_id, QUEUED),
+        ).fetchone()
+    return row is not None
+
+
 def add_events(
     ws: Workspace,
     run_id: str,
