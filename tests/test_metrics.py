@@ -205,3 +205,19 @@ def test_beyond_accuracy_keys():
         "personalisation@2",
     }
     assert out["coverage@2"] == pytest.approx(4 / 6)
+
+
+def test_diversity_at_several_k_matches_one_k_at_a_time():
+    rng = np.random.default_rng(5)
+    cats = M.category_matrix([[f"c{j % 3}", f"d{j % 4}"] for j in range(30)], 30)
+    recs = np.stack([rng.permutation(30)[:8] for _ in range(20)])
+    both = M.intra_list_diversity_at(recs, (3, 8), categories=cats)
+    assert both[3] == pytest.approx(M.intra_list_diversity(recs[:, :3], categories=cats))
+    assert both[8] == pytest.approx(M.intra_list_diversity(recs, categories=cats))
+
+
+def test_diversity_ignores_empty_slots():
+    cats = M.category_matrix([["A"], ["B"], ["A"]], 3)
+    # list (1, -1): the empty slot adds no pair distance; (0, 1) has distance 1.
+    recs = np.array([[0, 1], [1, -1]])
+    assert M.intra_list_diversity(recs, categories=cats) == pytest.approx(0.5)
