@@ -330,3 +330,23 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_ensure_worker_starts_one_detached_worker(tmp_path):
+    from recsys_core.jobs import api
+    from recsys_core.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws").ensure()
+    pid = api.ensure_worker(ws)
+    try:
+        assert pid is not None
+        assert api.ensure_worker(ws) is None  # spawned moments ago: not spawned twice
+        wait_for(lambda: api.worker_alive(ws), "the detached worker's heartbeat")
+        status = api.worker_status(ws)
+        assert status.pid == pid and status.cpu_slots == 1
+        assert api.ensure_worker(ws) is None
+        wait_for(lambda: "serving" in (ws.root / "worker.log").read_text(), "worker.log")
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not api.worker_alive(ws), "the worker to stop on SIGTERM")
+    assert api.worker_status(ws).pid == pid
