@@ -82,6 +82,9 @@ def test_sample_import(workspace):
     demo = store.import_sample(workspace)
     assert demo.name == "movielens-small" and demo.report["rows_read"] == 100_836
     assert demo.n_users == 610 and demo.n_items < 4000
+    side = demo.report["side"]["items"]
+    assert side["unmatched_count"] == 18
+    assert side["dropped_by_filters"] == 9724 - demo.n_items
     data = store.load_dataset(workspace, "movielens-small")
     assert np.bincount(data.items).min() >= 5
     assert set(np.unique(data.labels)) == {"train", "valid", "test"}

@@ -828,6 +828,9 @@ def build(
     frame = canonical_frame(raw, options, report)
     if options.split_file:
         frame = attach_split_file(frame, Path(options.split_file), report)
+    # Side ids are matched against every id read, so ids removed by the filters below are
+    # counted as filtered, not as "no interaction".
+    read_ids = {USER: frame[USER], ITEM: frame[ITEM]}
     frame = apply_threshold(frame, options, report)
     frame = resolve_duplicates(frame, options.duplicates, report)
     frame = k_core(frame, options.min_user_interactions, options.min_item_interactions, report)
@@ -846,9 +849,13 @@ def build(
     side: dict[str, Any] = {}
     item_side = user_side = None
     if item_table is not None:
-        item_side, side["items"] = prepare_side_table(item_table, ITEM, frame[ITEM], "item table")
+        item_side, side["items"] = prepare_side_table(
+            item_table, ITEM, read_ids[ITEM], "item table", kept_ids=frame[ITEM]
+        )
     if user_table is not None:
-        user_side, side["users"] = prepare_side_table(user_table, USER, frame[USER], "user table")
+        user_side, side["users"] = prepare_side_table(
+            user_table, USER, read_ids[USER], "user table", kept_ids=frame[USER]
+        )
     report["side"] = side
     for kind, info in side.items():
         if info["unmatched_count"]:
@@ -948,7 +955,12 @@ def _embeddings(column: pd.Series, where: str) -> pd.Series:
 
 
 def prepare_side_table(
-    table: pd.DataFrame, kind: str, ids_in_data: pd.Series, where: str
+    table: pd.DataFrame,
+    kind: str,
+    ids_in_data: pd.Series,
+    where: str,
+    *,
+    kept_ids: pd.Series | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Canonical side table indexed by raw id, restricted to ids with interactions.
 
@@ -956,7 +968,9 @@ def prepare_side_table(
     ----------
     table : raw side frame (one row per item or user).
     kind : ``"item"`` or ``"user"``.
-    ids_in_data : [nnz] typed raw ids of the interactions (to match and report against).
+    ids_in_data : [nnz] typed raw ids of the interactions as read (to match and report against).
+    kept_ids : ids still present after the threshold and k-core filters (default: all of
+        ``ids_in_data``); matched rows of filtered ids are counted as ``dropped_by_filters``.
 
     Returns
     -------
@@ -1023,9 +1037,14 @@ def prepare_side_table(
     info["matched"] = int(matched.sum())
     info["unmatched_count"] = int(len(unmatched))
     info["unmatched_examples"] = [_plain(v) for v in unmatched[:10]]
+    keep = matched
+    if kept_ids is not None:
+        keep = out.index.isin(pd.Index(pd.unique(kept_ids)))
+        info["dropped_by_filters"] = int((matched & ~keep).sum())
+        data_ids = pd.Index(pd.unique(kept_ids))
     info["ids_without_side_row"] = int((~data_ids.isin(out.index)).sum())
     info["columns"] = list(out.columns)
-    return out[matched], info
+    return out[keep], info
 
 
 def _plain(value: object) -> object:
