@@ -89,7 +89,7 @@ def test_report_shapes_and_keys(split, popular_report):
     assert rep.aggregate["ndcg@10"] == pytest.approx(rep.per_user["ndcg@10"].mean())
     # Scores are sorted best first in every list.
     assert (np.diff(rep.recs_scores, axis=1) <= 0).all()
-    json.dumps(rep.to_dict())  # JSON-ready
+    json.dumps(rep.to_dict(), allow_nan=False)  # strict JSON-ready
     kinds = set(rep.segments["kind"])
     assert kinds == {"user activity", "item popularity"}
     pop_seg = rep.segments[rep.segments.kind == "item popularity"]
