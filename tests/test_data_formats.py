@@ -209,3 +209,40 @@ def test_preview_reports_detection_without_storing(workspace, tmp_path):
     assert fixed["problem"] is None
     assert fixed["detected"] == {"user": "uid", "item": "item", "value": "stars"}
     assert list(workspace.datasets_dir.iterdir()) == []
+
+
+def test_predefined_split_as_separate_files(workspace, tmp_path):
+    archive = tmp_path / "parts.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("shop_train.csv", "user,item\na,x\na,y\nb,x\n")
+        zf.writestr("shop_valid.csv", "user,item\nb,y\n")
+        zf.writestr("shop_test.csv", "user,item\na,z\n")
+        zf.writestr("items.csv", "item,title\nx,X\n")
+    info = import_file(workspace, archive)
+    data = load_dataset(workspace, info.id)
+    labels = data.to_frame().set_index(["user", "item"])["split"].to_dict()
+    assert labels == {
+        ("a", "x"): "train",
+        ("a", "y"): "train",
+        ("b", "x"): "train",
+        ("b", "y"): "valid",
+        ("a", "z"): "test",
+    }
+    assert data.item_titles()[data.item_index("x")] == "X"
+
+
+def test_recbole_benchmark_split_files(workspace, tmp_path):
+    header = "user_id:token\titem_id:token\n"
+    (tmp_path / "ml.train.inter").write_text(header + "1\t1\n1\t2\n")
+    (tmp_path / "ml.test.inter").write_text(header + "1\t3\n")
+    data = load_dataset(workspace, import_file(workspace, tmp_path).id)
+    assert sorted(data.labels.tolist()) == ["test", "train", "train"]
+
+
+def test_incomplete_split_files_are_explained(workspace, tmp_path):
+    from recsys_core.errors import DataError
+
+    (tmp_path / "train.csv").write_text("user,item\na,x\n")
+    (tmp_path / "valid.csv").write_text("user,item\na,y\n")
+    with pytest.raises(DataError, match="one train and one test"):
+        import_file(workspace, tmp_path)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import shutil
 import zipfile
 from dataclasses import dataclass, field
@@ -483,6 +484,63 @@ _SIDE_STEMS = {"items": "items", "item": "items", "movies": "items", "products":
 _SIDE_STEMS |= {"users": "users", "user": "users"}
 
 
+_PART_NAMES = {
+    "train": "train", "training": "train",
+    "valid": "valid", "validation": "valid", "val": "valid", "dev": "valid",
+    "test": "test", "testing": "test",
+}  # fmt: skip
+
+
+def _split_part(path: Path) -> str | None:
+    """ "train" / "valid" / "test" when a file name says which part it is (``ml.train.inter``,
+    ``test.csv``, ``shop_valid.parquet``), else None."""
+    match = re.search(r"(?:^|[._-])([a-z]+)$", path.stem.lower())
+    return _PART_NAMES.get(match.group(1)) if match else None
+
+
+def _split_files(paths: list[Path], folder: Path) -> dict[Path, str] | None:
+    """Files forming a predefined split (train and test, optionally valid), or None."""
+    parts = {p: _split_part(p) for p in paths}
+    if not any(parts.values()):
+        return None
+    labelled = {p: part for p, part in parts.items() if part}
+    found = sorted(set(labelled.values()))
+    if len(labelled) != len(paths) or not {"train", "test"} <= set(found):
+        raise DataError(
+            f"files look like a predefined split but do not form one: "
+            f"{ {p.name: part for p, part in parts.items()} }",
+            where=folder.name,
+            fix="provide one train and one test file (and optionally one valid file), "
+            "or a single file with a split column",
+        )
+    if len(found) != len(labelled):
+        raise DataError(
+            f"several files claim the same split part: {[p.name for p in labelled]}",
+            where=folder.name,
+            fix="keep one file per part (train, valid, test)",
+        )
+    return labelled
+
+
+def _concat_parts(
+    frames: dict[Path, pd.DataFrame], parts: dict[Path, str], notes: list[str]
+) -> pd.DataFrame:
+    """One frame of every part with a ``split`` column naming where each row came from."""
+    columns = [list(f.columns) for f in frames.values()]
+    if any(c != columns[0] for c in columns):
+        raise DataError(
+            f"the split files have different columns: {[', '.join(c) for c in columns]}",
+            where=", ".join(p.name for p in frames),
+            fix="give the train, valid and test files the same header",
+        )
+    labelled = [f.assign(split=parts[p]) for p, f in frames.items()]
+    notes.append(
+        "predefined split from separate files: "
+        + ", ".join(f"{p.name} -> {parts[p]}" for p in frames)
+    )
+    return pd.concat(labelled, ignore_index=True)
+
+
 def read_folder(folder: Path, *, separator: str | None, encoding: str) -> RawData:
     """Detect the layout of a folder (extracted zip or a directory) and read it."""
     notes: list[str] = []
@@ -500,6 +558,15 @@ def read_folder(folder: Path, *, separator: str | None, encoding: str) -> RawDat
         if (hit := _find(folder, filename)) is not None:
             return reader(hit, notes)
     inters = sorted(p for p in folder.rglob("*.inter") if "__MACOSX" not in p.parts)
+    if inters and _split_files(inters, folder) is not None:
+        parts = _split_files(inters, folder)
+        frame = _concat_parts({p: _recbole_frame(p) for p in parts}, parts, notes)
+        item_files = sorted(folder.rglob("*.item"))
+        user_files = sorted(folder.rglob("*.user"))
+        items = _recbole_frame(item_files[0], side=True) if item_files else None
+        users = _recbole_frame(user_files[0], side=True) if user_files else None
+        source = ", ".join(p.name for p in parts)
+        return RawData(frame, items, users, "recbole", notes, header_lines=0, source=source)
     if inters:
         return _read_recbole(inters[0], notes)
     files = sorted(
@@ -517,6 +584,24 @@ def read_folder(folder: Path, *, separator: str | None, encoding: str) -> RawDat
             "no data file (CSV, TSV, Parquet, MovieLens or RecBole) was found in the archive",
             where=folder.name,
             fix="put the interaction file (e.g. ratings.csv) in the zip",
+        )
+    parts = _split_files(main, folder) if len(main) > 1 else None
+    if parts is not None:
+        frames = {
+            p: read_table(p.read_bytes(), p.name, separator=separator, encoding=encoding)
+            for p in parts
+        }
+        tables = {
+            kind: read_table(p.read_bytes(), p.name, encoding=encoding) for kind, p in side.items()
+        }
+        return RawData(
+            _concat_parts(frames, parts, notes),
+            tables.get("items"),
+            tables.get("users"),
+            "csv",
+            notes,
+            header_lines=0,
+            source=", ".join(p.name for p in parts),
         )
     if len(main) > 1:
         raise DataError(
