@@ -13,8 +13,10 @@ Supported layouts
   ``tags.csv``] with headers (latest / latest-small).
 - RecBole atomic files: ``*.inter`` / ``*.item`` / ``*.user`` with ``name:type`` headers.
 - A folder or ``.zip`` holding any of these (or one data file plus optional ``items.*`` /
-  ``users.*`` tables). Zips are extracted safely: member paths may not escape the folder and
-  the expanded size is capped (zip bombs are refused while streaming, not trusted from headers).
+  ``users.*`` tables, or a predefined split as separate ``*train*`` / ``*valid*`` / ``*test*``
+  files, which become one frame with a ``split`` column). Zips are extracted safely: member
+  paths may not escape the folder and the expanded size is capped (zip bombs are refused while
+  streaming, not trusted from headers).
 
 Encoding policy: generic files must be UTF-8 (a BOM is accepted); other bytes raise a
 :class:`DataError` naming the line and telling the user to re-save as UTF-8 or pass
