@@ -332,6 +332,12 @@ def test_merge_event_keeps_one_point_per_epoch_and_every_validation():
     curves = curves_from_events(buffer)
     assert curves["loss"] == [1.0, None, 0.5]
     assert curves["valid_ndcg@10"] == [None, 0.3, None]
+    # the shared trainer's within-epoch reports (fractional epochs) collapse into the epoch end
+    trainer: list[dict] = []
+    for step, epoch in enumerate([0.3, 0.6, 1.0, 1.5, 2.0]):
+        merge_event(trainer, {"step": step, "metrics": {"epoch": epoch, "loss": 1.0}})
+    merge_event(trainer, {"step": 5, "metrics": {"epoch": 2.4, "loss": 1.0}})
+    assert [e["metrics"]["epoch"] for e in trainer] == [1.0, 2.0, 2.4]
 
 
 def test_recs_frame_drops_padding():
@@ -365,3 +371,31 @@ def test_tasks_validate_kind_and_payload(workspace, monkeypatch):
     assert api.get_task(workspace, task_id).status == "queued"
     assert api.cancel_task(workspace, task_id) == "cancelled"
     assert [t.id for t in api.list_tasks(workspace, kind="test_noop")] == [task_id]
+
+
+def test_recovery_interrupts_orphans_but_not_live_inline_runs(workspace, dataset):
+    import os
+    import socket
+
+    from recsys_core.jobs.worker import Worker
+
+    ids = [api.submit(workspace, RunSpec(dataset=dataset.id, model="random")) for _ in range(3)]
+    owners = [
+        f"inline:{socket.gethostname()}:{os.getpid()}",  # this very process: alive
+        f"inline:{socket.gethostname()}:999999999",  # a pid that does not exist
+        "vm:12345:1700000000",  # a worker that died
+    ]
+    for run_id, owner in zip(ids, owners, strict=True):
+        assert store.claim_specific(workspace, run_id, owner, "cpu")
+    done = api.submit(workspace, RunSpec(dataset=dataset.id, model="random"))
+    api.cancel(workspace, done)
+    worker = Worker(workspace, gpus=[])
+    worker.acquire()
+    try:
+        assert worker.recover() == 2
+    finally:
+        worker.release()
+    statuses = [api.get_run(workspace, run_id).status for run_id in ids]
+    assert statuses == ["running", "interrupted", "interrupted"]
+    assert "retry" in api.get_run(workspace, ids[2]).error
+    assert api.get_run(workspace, done).status == "cancelled"  # finished records untouched

@@ -45,24 +45,33 @@ CancelCheck = Callable[[], bool]
 
 TOP_N = 100
 TMP_DIR = ".tmp"
-#: Keys that make an event a point of the training curves (kept even when throttled).
-CURVE_KEYS = ("epoch",)
+
+
+def _has_valid(metrics: dict[str, Any]) -> bool:
+    return any(k.startswith("valid") for k in metrics)
+
+
+def _mid_epoch(metrics: dict[str, Any]) -> bool:
+    """A within-epoch report: fractional epoch (the shared trainer reports ``epoch - 1 + f``)."""
+    epoch = metrics.get("epoch")
+    return isinstance(epoch, (int, float)) and math.isfinite(epoch) and epoch != int(epoch)
 
 
 def merge_event(buffer: list[dict[str, Any]], event: dict[str, Any]) -> None:
-    """Append ``event`` to ``buffer``, collapsing consecutive within-epoch events.
+    """Append ``event`` to ``buffer``, keeping only the latest of consecutive transient events.
 
-    A model may report every batch; curves and the store need one point per epoch plus any
-    validation result. So an event that has the same epoch as the previous one and carries no
-    validation metric replaces it instead of adding a row (the latest loss wins).
+    A model may report every few batches; curves need one point per epoch plus every
+    validation result. So a previous event that was transient (a fractional, within-epoch
+    report, or a report of the same epoch as this one, neither carrying a validation metric)
+    is replaced by ``event`` instead of kept: the latest loss wins, the epoch-end point stays.
     """
     metrics = event["metrics"]
     if buffer:
         last = buffer[-1]["metrics"]
-        same_epoch = last.get("epoch") == metrics.get("epoch")
-        has_valid = any(k.startswith("valid") for k in metrics)
-        last_valid = any(k.startswith("valid") for k in last)
-        if same_epoch and not has_valid and not last_valid:
+        if not _has_valid(last) and (
+            _mid_epoch(last)
+            or (last.get("epoch") == metrics.get("epoch") and not _has_valid(metrics))
+        ):
             buffer[-1] = event
             return
     buffer.append(event)
@@ -198,7 +207,13 @@ def execute_run(
             np.save(tmp / f"{name}.npy", np.asarray(array, dtype=np.float32))
     _write_json(tmp / "curves.json", curves_from_events(curve))
     metrics = report.to_dict()
-    metrics["timing"] = {"fit_seconds": fit_seconds, "eval_seconds": eval_seconds}
+    metrics["timing"] = {
+        "fit_seconds": fit_seconds,
+        "eval_seconds": eval_seconds,
+        # torch models (shared trainer) also say how many epochs ran and how long each took
+        "epochs_run": getattr(model, "n_epochs_run_", None),
+        "epoch_seconds": list(getattr(model, "epoch_seconds_", None) or []),
+    }
     metrics["device"] = device_used
     _write_json(tmp / "metrics.json", metrics)
     publish(tmp, run_dir, last="metrics.json")

@@ -73,6 +73,22 @@ def detect_gpus() -> list[str]:
     return []
 
 
+def _inline_alive(worker_id: str | None) -> bool:
+    """True for a run that ``api.run_inline`` executes in a process that is still alive here
+    (worker id ``inline:<host>:<pid>``): no worker owns it, so recovery must leave it alone."""
+    if not worker_id or not worker_id.startswith("inline:"):
+        return False
+    _, host, pid = worker_id.rsplit(":", 2)
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    import psutil
+
+    try:
+        return psutil.Process(int(pid)).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 class Worker:
     """Serve ``ws`` until stopped (SIGTERM/SIGINT) or, with ``once``, until the queue is empty.
 
@@ -234,10 +250,14 @@ class Worker:
         count = 0
         for table in ("runs", "tasks"):
             with self.ws.transaction() as conn:
-                rows = conn.execute(
-                    f"SELECT id, worker_id, child_pid FROM {table} WHERE status IN (?, ?)",
-                    (RUNNING, CANCELLING),
-                ).fetchall()
+                rows = [
+                    row
+                    for row in conn.execute(
+                        f"SELECT id, worker_id, child_pid FROM {table} WHERE status IN (?, ?)",
+                        (RUNNING, CANCELLING),
+                    ).fetchall()
+                    if not _inline_alive(row["worker_id"])
+                ]
                 for row in rows:
                     conn.execute(
                         f"UPDATE {table} SET status = ?, finished_at = ?, error = ?"
