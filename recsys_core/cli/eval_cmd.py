@@ -203,33 +203,44 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     print(f"dataset {name}: {data.n_users:,} users, {data.n_items:,} items, {data.nnz:,} rows")
     print(split.description)
-    print(metrics_table(results, ks).to_string())
+    for k in ks:
+        print()
+        print(metrics_table(results, k).to_string())
+    print()
+    print(summary_table(results, ks[0]).to_string())
     for note in results[0][3].notes:
         print(f"note: {note}")
     return 0
 
 
-def metrics_table(results: list[tuple[str, Any, float, Any]], ks: tuple[int, ...]) -> pd.DataFrame:
-    """Model rows x metric columns, each cell ``value [ci_low, ci_high]``, plus timings."""
+def metrics_table(results: list[tuple[str, Any, float, Any]], k: int) -> pd.DataFrame:
+    """Model rows x accuracy-metric columns at cut-off ``k``, cells ``value [ci_low, ci_high]``."""
     from recsys_core.metrics import METRICS
 
     rows = {}
+    for key, _model, _fit_seconds, report in results:
+        row: dict[str, str] = {}
+        for metric in METRICS:
+            name = f"{metric}@{k}"
+            lo, hi = report.ci[name]
+            row[name] = f"{report.aggregate[name]:.4f} [{lo:.3f}, {hi:.3f}]"
+        rows[key] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def summary_table(results: list[tuple[str, Any, float, Any]], k: int) -> pd.DataFrame:
+    """Model rows x beyond-accuracy metrics at ``k``, fit and evaluation seconds, device."""
+    rows = {}
     for key, model, fit_seconds, report in results:
         row: dict[str, str] = {}
-        for k in ks:
-            for metric in METRICS:
-                name = f"{metric}@{k}"
-                lo, hi = report.ci[name]
-                row[name] = f"{report.aggregate[name]:.4f} [{lo:.3f}, {hi:.3f}]"
-        k = ks[0]
-        for extra in ("coverage", "tail_coverage", "novelty", "diversity"):
+        for extra in ("coverage", "tail_coverage", "avg_popularity", "novelty", "diversity"):
             if f"{extra}@{k}" in report.aggregate:
                 row[f"{extra}@{k}"] = f"{report.aggregate[f'{extra}@{k}']:.3f}"
         row["fit s"] = f"{fit_seconds:.2f}"
         row["eval s"] = f"{report.seconds:.2f}"
         row["device"] = str(model.device)
         rows[key] = row
-    return pd.DataFrame.from_dict(rows, orient="index").T
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def _recs_path(path: Path, key: str, n_models: int) -> Path:
