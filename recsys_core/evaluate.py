@@ -213,7 +213,9 @@ def evaluate(
         )
     sampling = _parse_sampled(sampled)
     notes: list[str] = []
-    if split.valid is not None:
+    if split.fold_in is not None:
+        pass  # held-out users have no train/valid rows; the scorer's note explains fold-in
+    elif split.valid is not None:
         notes.append("test ranking excludes each user's training and validation items")
     else:
         notes.append("test ranking excludes each user's training items")
