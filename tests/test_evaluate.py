@@ -346,3 +346,13 @@ def test_bench_pieces_on_small_data(split, workspace, synthetic_csv, capsys):
     out = json.loads(capsys.readouterr().out)
     assert [r["model"] for r in out["models"]] == ["most_popular", "random"]
     assert out["models"][0]["ndcg@10"] > out["models"][1]["ndcg@10"]
+
+
+def test_score_blocks_stay_bounded_for_large_catalogues():
+    from recsys_core.evaluate import SCORE_BLOCK_ELEMENTS, _batch_rows
+
+    # 50k items: at most 2^25 scores (128 MB of float32) per block, whatever the user count.
+    rows = _batch_rows(1024, 50_000)
+    assert 1 <= rows < 1024 and rows * 50_000 <= SCORE_BLOCK_ELEMENTS
+    assert _batch_rows(1024, 3_700) == 1024
+    assert _batch_rows(1024, 10**9) == 1
