@@ -12,7 +12,7 @@ import ui
 
 st.set_page_config(
     page_title="Recsys Explorer",
-    page_icon="🧭",
+    page_icon=":material/explore:",
     layout="wide",
     initial_sidebar_state="expanded",
 )
@@ -20,13 +20,14 @@ ui.init_session()
 
 PAGES = {
     "Explore": [
-        st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-        st.Page("pages/data.py", title="Data", icon="🗂️"),
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/data.py", title="Data", icon=":material/database:"),
     ],
     "Model": [
-        st.Page("pages/train.py", title="Train", icon="🏋️"),
-        st.Page("pages/compare.py", title="Compare", icon="📊"),
-        st.Page("pages/explain.py", title="Explain", icon="💡"),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/leaderboard:"),
+        st.Page("pages/explain.py", title="Explain", icon=":material/lightbulb:"),
+        st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
         # Embeddings, Explain and Balance pages: their owners add one st.Page line each here.
     ],
 }
