@@ -399,3 +399,70 @@ def test_recovery_interrupts_orphans_but_not_live_inline_runs(workspace, dataset
     assert statuses == ["running", "interrupted", "interrupted"]
     assert "retry" in api.get_run(workspace, ids[2]).error
     assert api.get_run(workspace, done).status == "cancelled"  # finished records untouched
+
+
+class FakeExecutor:
+    """Records what the worker starts; jobs end only when the test says so."""
+
+    def __init__(self) -> None:
+        self.running: dict[tuple[str, str], str] = {}
+        self.ended: list = []
+
+    def submit(self, job_id, *, kind="run", device="cpu", threads=None):  # noqa: ANN001, ANN201
+        self.running[(kind, job_id)] = device
+        return None
+
+    def poll(self):  # noqa: ANN201
+        ended, self.ended = self.ended, []
+        return ended
+
+    def cancel(self, job_id, *, kind="run"):  # noqa: ANN001, ANN201
+        self.running.pop((kind, job_id), None)
+
+    def active(self):  # noqa: ANN201
+        return [(k, j, d) for (k, j), d in self.running.items()]
+
+    def finish(self, job_id: str, code: int) -> None:
+        from recsys_core.jobs.executor import Finished
+
+        self.running.pop(("run", job_id))
+        self.ended.append(Finished("run", job_id, code))
+
+
+def test_worker_slots_one_run_per_gpu_and_cpu_slots(workspace, dataset):
+    from recsys_core.jobs.executor import _gpu_env
+    from recsys_core.jobs.worker import Worker
+
+    fake = FakeExecutor()
+    worker = Worker(workspace, cpu_slots=1, gpus=["cuda:0"], executor=fake)
+    auto = [api.submit(workspace, RunSpec(dataset=dataset.id, model="random")) for _ in range(2)]
+    cpu = [
+        api.submit(workspace, RunSpec(dataset=dataset.id, model="random", device="cpu"))
+        for _ in range(2)
+    ]
+    missing = api.submit(workspace, RunSpec(dataset=dataset.id, model="random", device="cuda:3"))
+    worker.tick()
+    assert fake.running == {("run", auto[0]): "cuda:0", ("run", cpu[0]): "cpu"}
+    assert api.get_run(workspace, auto[1]).status == "queued"  # waits for the GPU
+    assert api.get_run(workspace, cpu[1]).status == "queued"  # waits for the CPU slot
+    failed = api.get_run(workspace, missing)
+    assert failed.status == "failed" and "'cuda:3' is not available" in failed.error
+    assert _gpu_env("cuda:0") == {"CUDA_VISIBLE_DEVICES": "0"}
+    assert _gpu_env("cpu") == {"CUDA_VISIBLE_DEVICES": ""}
+
+    # the GPU child dies without reporting (e.g. OOM-killed): failed, and the GPU is reused
+    fake.finish(auto[0], -9)
+    worker.tick()
+    dead = api.get_run(workspace, auto[0])
+    assert dead.status == "failed" and "SIGKILL" in dead.error and "memory" in dead.error
+    assert fake.running[("run", auto[1])] == "cuda:0"
+    assert api.get_run(workspace, cpu[1]).status == "queued"
+
+    # a cancel the child ignores is enforced by force once 1.5 s have passed
+    api.cancel(workspace, cpu[0])
+    with workspace.transaction() as conn:
+        conn.execute("UPDATE runs SET cancel_requested_at = cancel_requested_at - 5")
+    worker.tick()
+    record = api.get_run(workspace, cpu[0])
+    assert record.status == "cancelled" and "by force" in record.error
+    assert fake.running[("run", cpu[1])] == "cpu"  # the freed CPU slot is taken at once

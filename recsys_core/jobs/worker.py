@@ -379,8 +379,8 @@ class Worker:
             busy_devices = [device for kind, _, device in self.executor.active() if kind == RUN]
             cpu_free = self.cpu_slots - busy_devices.count("cpu")
             free_gpus = [g for g in self.gpus if g not in busy_devices]
-            if cpu_free <= 0 and not free_gpus:
-                break
+            # Claimed even with every slot busy: a run asking for a device this machine lacks
+            # is failed at once instead of waiting for a slot that could never serve it.
             got = store.claim_run(self.ws, self.id, self._fitter(cpu_free, free_gpus))
             if got is None:
                 break
