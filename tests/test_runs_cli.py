@@ -115,6 +115,10 @@ def test_cancel_retry_and_errors(workspace, dataset, capsys):
     code, _, err = cli(workspace, capsys, "runs", "events", "r-missing", "--json")
     assert code == 2
     assert len(api.list_runs(workspace)) == 2  # the refused submissions queued nothing
+    code, _, err = cli(workspace, capsys, "runs", "delete", out["id"])
+    assert code == 2 and "queued" in err  # an active run is not deleted
+    code, out, _ = cli(workspace, capsys, "runs", "delete", run_id, "--json")
+    assert code == 0 and out["deleted"] and len(api.list_runs(workspace)) == 1
 
 
 def test_worker_once_on_an_empty_queue_exits(workspace, capsys):

@@ -7,7 +7,7 @@
         [--group NAME] [--label TEXT] [--wait] [--json]
     python -m recsys_core runs list [--status done] [--dataset D] [--group G] [--json]
     python -m recsys_core runs show RUN [--json]
-    python -m recsys_core runs cancel RUN | retry RUN | events RUN [--json]
+    python -m recsys_core runs cancel RUN | retry RUN | delete RUN | events RUN [--json]
     python -m recsys_core worker [--cpu-slots 1] [--task-slots 1] [--once] [--poll 0.5]
     python -m recsys_core recommend RUN --user U [--k 10] [--json]
 
@@ -106,6 +106,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("run")
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)
+
+    p = rsub.add_parser("delete", help="remove a finished run, its events and its files")
+    p.add_argument("run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_delete)
 
     p = rsub.add_parser("events", help="a run's progress events")
     p.add_argument("run")
@@ -269,6 +274,17 @@ def _retry(args: argparse.Namespace) -> int:
         print_json({"id": new_id, "retry_of": args.run, "status": "queued"})
     else:
         print(new_id)
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    from recsys_core.jobs import api
+
+    api.delete_run(workspace_of(args), args.run)
+    if args.json:
+        print_json({"id": args.run, "deleted": True})
+    else:
+        print(f"{args.run}: deleted")
     return 0
 
 

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import platform
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -115,10 +116,13 @@ class CancelFlag:
         now = time.monotonic()
         if not self._cancelled and now - self._checked >= CANCEL_CHECK_SECONDS:
             self._checked = now
-            with self.ws.connect() as conn:
-                row = conn.execute(
-                    f"SELECT status FROM {self.table} WHERE id = ?", (self.job_id,)
-                ).fetchone()
+            try:
+                with self.ws.connect() as conn:
+                    row = conn.execute(
+                        f"SELECT status FROM {self.table} WHERE id = ?", (self.job_id,)
+                    ).fetchone()
+            except sqlite3.OperationalError:  # catalog busy: ask again at the next check
+                return False
             self._cancelled = row is None or row[0] == CANCELLING
         return self._cancelled
 
@@ -160,9 +164,15 @@ class EventSink:
 
     def flush(self) -> None:
         if self._buffer:
-            store.add_events(
-                self.ws, self.run_id, self._buffer, progress=self._progress, eta=self._eta
-            )
+            try:
+                store.add_events(
+                    self.ws, self.run_id, self._buffer, progress=self._progress, eta=self._eta
+                )
+            except sqlite3.OperationalError as error:
+                # Progress is not worth failing a training for: keep the events, retry later.
+                log.warning("could not store progress events yet: %s", error)
+                self._flushed = time.monotonic()
+                return
             self._buffer = []
         self._flushed = time.monotonic()
 

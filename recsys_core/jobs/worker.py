@@ -27,6 +27,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import time
 from pathlib import Path
 from types import FrameType
@@ -179,7 +180,15 @@ class Worker:
                 self.task_slots,
             )
             while not self._stop:
-                busy = self.tick()
+                try:
+                    busy = self.tick()
+                except sqlite3.OperationalError as error:
+                    # e.g. the catalog stayed locked past the busy timeout: try again next tick
+                    log.warning("catalog busy, retrying: %s", error)
+                    busy = True
+                except Exception:  # noqa: BLE001 - the worker outlives any one bad row
+                    log.exception("worker tick failed; continuing")
+                    busy = False
                 if self.once and not busy:
                     break
                 time.sleep(self._sleep_seconds(busy))
