@@ -136,7 +136,7 @@ def _categories_block(table: pd.DataFrame) -> np.ndarray | None:
     dummies = pd.Series(col.astype(str), dtype=object).str.get_dummies(sep="|")
     if dummies.shape[1] == 0:
         return None
-    return dummies.to_numpy(dtype=np.float32)
+    return dummies.to_numpy(dtype=np.float32, copy=True)  # writable, torch-friendly
 
 
 def _text_block(table: pd.DataFrame, text_dims: int, seed: int) -> np.ndarray | None:

@@ -1,0 +1,195 @@
+"""The model contract, run against every registered model (and every model added later).
+
+Each model must: fit on small synthetic data; score [batch, n_items] float32 on its device;
+exclude seen items in ``recommend``; round-trip through save/load to the same scores; be
+deterministic under a seed; agree between ``score_history`` on the training history and
+``score_users``; and recover the planted taste clusters clearly better than MostPopular.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from recsys_core.config import config_from_dict
+from recsys_core.data.interactions import Interactions
+from recsys_core.models import MODELS, get_model
+from recsys_core.models.base import Recommender
+
+#: Config overrides that keep each model fast on the test data (deep models: few epochs).
+FAST_CONFIGS: dict[str, dict] = {
+    "ials": {"iterations": 6},
+    "itemknn": {"topk": 50},
+    "ease": {"l2": 50.0},
+    "sasrec": {"epochs": 12, "batch_size": 32, "max_len": 20},
+    "gru4rec": {"epochs": 12, "batch_size": 32, "max_len": 20},
+}
+
+#: Models that by design cannot beat MostPopular on the synthetic data, with the reason.
+STRUCTURE_EXEMPT: dict[str, str] = {
+    "random": "uniformly random scores are the floor, not a learner",
+    "most_popular": "it is the reference the others are compared with",
+}
+
+#: Models whose score_users is not a fold-in of the training history, with how close they are.
+FOLD_IN_TOLERANCE: dict[str, float] = {}
+
+MODEL_KEYS = sorted(MODELS)
+
+
+def make_model(key: str, device: str, seed: int = 0) -> Recommender:
+    cls = get_model(key)
+    config = config_from_dict(cls.Config, FAST_CONFIGS.get(key, {}))
+    return cls(config, device=device, seed=seed)
+
+
+class _FitCache(dict):
+    """Fits a model on first access (so ``-k`` selections only fit what they use)."""
+
+    def __init__(self, data: Interactions) -> None:
+        super().__init__()
+        self.data = data
+
+    def __missing__(self, key: str) -> Recommender:
+        self[key] = make_model(key, "cpu").fit(self.data)
+        return self[key]
+
+
+@pytest.fixture(scope="module")
+def fitted(small_synthetic):
+    """One CPU fit per model on the small data, shared by the read-only checks."""
+    return _FitCache(small_synthetic)
+
+
+def _scores(model: Recommender, users: np.ndarray) -> np.ndarray:
+    return model.score_users(users).detach().float().cpu().numpy()
+
+
+@pytest.mark.parametrize("key", MODEL_KEYS)
+def test_scores_shape_dtype_device(key, small_synthetic, device):
+    model = make_model(key, device).fit(small_synthetic)
+    users = np.arange(7)
+    scores = model.score_users(users)
+    assert isinstance(scores, torch.Tensor)
+    assert scores.shape == (7, small_synthetic.n_items)
+    assert scores.dtype == torch.float32
+    assert scores.device.type == torch.device(device).type
+    assert torch.isfinite(scores).all()
+    hist = model.score_history(small_synthetic.binary[users], small_synthetic.sequences.rows(users))
+    assert hist.shape == (7, small_synthetic.n_items) and hist.dtype == torch.float32
+
+
+@pytest.mark.parametrize("key", MODEL_KEYS)
+def test_recommend_excludes_seen(key, fitted, small_synthetic):
+    model = fitted[key]
+    users = np.arange(small_synthetic.n_users)
+    items, scores = model.recommend(users, k=10)
+    assert items.shape == (len(users), 10) and scores.shape == (len(users), 10)
+    seen = small_synthetic.binary[users].toarray() > 0
+    picked = np.take_along_axis(seen, items, axis=1)
+    assert not picked[np.isfinite(scores)].any(), "a recommended item was already seen"
+    assert (np.diff(scores, axis=1) <= 1e-6).all(), "scores are not sorted best first"
+
+
+@pytest.mark.parametrize("key", MODEL_KEYS)
+def test_save_load_roundtrip(key, fitted, tmp_path):
+    model = fitted[key]
+    users = np.arange(10)
+    model.save(tmp_path / key)
+    loaded = Recommender.load(tmp_path / key, device="cpu")
+    assert type(loaded) is type(model)
+    assert loaded.config == model.config
+    np.testing.assert_allclose(_scores(loaded, users), _scores(model, users), atol=1e-5)
+    hist = model.history_[users]
+    np.testing.assert_allclose(
+        loaded.score_history(hist).cpu().numpy(), model.score_history(hist).cpu().numpy(), atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("key", MODEL_KEYS)
+def test_deterministic_under_seed(key, fitted, small_synthetic):
+    again = make_model(key, "cpu").fit(small_synthetic)
+    users = np.arange(small_synthetic.n_users)
+    np.testing.assert_allclose(_scores(again, users), _scores(fitted[key], users), atol=1e-5)
+
+
+@pytest.mark.parametrize("key", MODEL_KEYS)
+def test_score_history_matches_score_users(key, fitted, small_synthetic):
+    model = fitted[key]
+    users = np.arange(12)
+    seqs = small_synthetic.sequences.rows(users) if model.uses_sequences else None
+    folded = model.score_history(model.history_[users], seqs).cpu().numpy()
+    direct = _scores(model, users)
+    tol = FOLD_IN_TOLERANCE.get(key, 1e-3)
+    scale = max(1.0, float(np.abs(direct).max()))
+    np.testing.assert_allclose(folded, direct, atol=tol * scale)
+
+
+@pytest.mark.parametrize("key", MODEL_KEYS)
+def test_embeddings_shapes(key, fitted, small_synthetic):
+    model = fitted[key]
+    items = model.item_embeddings()
+    if items is not None:
+        assert items.ndim == 2 and items.shape[0] == small_synthetic.n_items
+        assert items.dtype == np.float32
+    users = model.user_embeddings()
+    if users is not None:
+        assert users.ndim == 2 and users.shape[0] == small_synthetic.n_users
+        assert users.dtype == np.float32
+
+
+# ----- planted structure ------------------------------------------------------------------------
+def random_holdout(data: Interactions, share: float = 0.2, seed: int = 0):
+    """Per-interaction random holdout: (train, test truth CSR); every user keeps >= 1 item."""
+    rng = np.random.default_rng(seed)
+    test = rng.random(data.nnz) < share
+    # keep each user's first interaction in train so no user disappears
+    first = np.r_[True, data.users[1:] != data.users[:-1]]
+    test &= ~first
+    train = data.select(~test)
+    truth = data.select(test).binary
+    return train, truth
+
+
+def recall_at(model: Recommender, truth: sp.csr_matrix, k: int = 10) -> float:
+    users = np.flatnonzero(np.diff(truth.indptr) > 0)
+    items, _ = model.recommend(users, k=k)
+    hits = np.take_along_axis(truth[users].toarray() > 0, items, axis=1).sum(1)
+    return float(np.mean(hits / np.minimum(np.diff(truth.indptr)[users], k)))
+
+
+def last_items_holdout(data: Interactions, n_last: int = 2):
+    """Each user's latest ``n_last`` interactions held out (the sequential protocol)."""
+    counts = np.bincount(data.users, minlength=data.n_users)
+    position = np.arange(data.nnz) - np.repeat(np.cumsum(counts) - counts, counts)
+    test = position >= np.repeat(counts, counts) - n_last
+    return data.select(~test), data.select(test).binary
+
+
+@pytest.fixture(scope="module")
+def holdouts(synthetic):
+    """Per protocol: (train, truth, MostPopular's recall@10). Sequence models are judged on
+    the protocol they are built for (next items by time), the others on a random holdout."""
+    out = {}
+    for name, split in (("random", random_holdout), ("last", last_items_holdout)):
+        train, truth = split(synthetic)
+        base = make_model("most_popular", "cpu").fit(train)
+        out[name] = (train, truth, recall_at(base, truth))
+    return out
+
+
+@pytest.mark.parametrize("key", [k for k in MODEL_KEYS if k not in STRUCTURE_EXEMPT])
+def test_recovers_planted_structure(key, holdouts):
+    train, truth, popular = holdouts["last" if get_model(key).uses_sequences else "random"]
+    model = make_model(key, "cpu").fit(train)
+    recall = recall_at(model, truth)
+    assert recall > popular * 1.2 + 0.02, f"{key}: recall@10 {recall:.3f} vs popular {popular:.3f}"
+
+
+def test_exempt_and_fast_keys_are_registered():
+    # a typo in these tables would silently skip a check
+    assert set(STRUCTURE_EXEMPT) <= set(MODELS)
+    assert set(FAST_CONFIGS) <= set(MODELS)
+    assert set(FOLD_IN_TOLERANCE) <= set(MODELS)
