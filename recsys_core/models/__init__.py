@@ -9,10 +9,15 @@ from __future__ import annotations
 from recsys_core.errors import NotFoundError
 from recsys_core.models.base import Recommender
 from recsys_core.models.bpr import BPR
+from recsys_core.models.content import ContentBased
+from recsys_core.models.ease import EASE
+from recsys_core.models.ials import IALS
+from recsys_core.models.itemknn import ItemKNN
 from recsys_core.models.lightgcn import LightGCN
 from recsys_core.models.multvae import MultVAE
 from recsys_core.models.neumf import NeuMF
 from recsys_core.models.popular import MostPopular, Random
+from recsys_core.models.rp3beta import RP3beta
 
 _ALL: tuple[type[Recommender], ...] = (
     Random,
@@ -21,6 +26,11 @@ _ALL: tuple[type[Recommender], ...] = (
     MultVAE,
     NeuMF,
     LightGCN,
+    ItemKNN,
+    EASE,
+    RP3beta,
+    IALS,
+    ContentBased,
 )
 
 MODELS: dict[str, type[Recommender]] = {cls.name: cls for cls in _ALL}
