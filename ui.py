@@ -29,14 +29,15 @@ KEY_PENDING_DATASET = "pending_active_dataset"
 #: Set to "0" to stop the app from starting a worker (tests drive the worker themselves).
 ENV_AUTOSTART = "RECSYS_EXPLORER_AUTOSTART_WORKER"
 
+#: Material Symbols (rendered by st.markdown, no emoji font needed) per run status.
 STATUS_ICONS = {
-    "queued": "⏳",
-    "running": "🏃",
-    "cancelling": "🛑",
-    "done": "✅",
-    "failed": "❌",
-    "cancelled": "🚫",
-    "interrupted": "⚠️",
+    "queued": ":material/schedule:",
+    "running": ":material/directions_run:",
+    "cancelling": ":material/pending:",
+    "done": ":material/check_circle:",
+    "failed": ":material/error:",
+    "cancelled": ":material/block:",
+    "interrupted": ":material/warning:",
 }
 
 
@@ -218,7 +219,7 @@ def runs_frame(records: list[Any]) -> pd.DataFrame:
         created = record_time(r, "created")
         rows.append(
             {
-                "status": f"{STATUS_ICONS.get(r.status, '')} {r.status}",
+                "status": r.status,
                 "model": r.spec.model,
                 "label": r.spec.label or "",
                 "split": (r.spec.split or {}).get("protocol", ""),
@@ -365,12 +366,15 @@ def worker_status(ws: Workspace) -> None:
     state = api.worker_status(ws)
     queue = f"{state.running} running, {state.queued} queued"
     if state.alive:
-        st.caption(f"🟢 Worker alive (pid {state.pid}) · {queue}")
+        st.caption(f":green[:material/check_circle:] Worker alive (pid {state.pid}) · {queue}")
     elif worker_autostart_enabled():
         api.ensure_worker(ws)
-        st.caption(f"🟡 Worker starting… · {queue}")
+        st.caption(f":orange[:material/pending:] Worker starting… · {queue}")
     else:
-        st.caption(f"⚪ No worker ({queue}): start one with `python -m recsys_core worker`")
+        st.caption(
+            f":gray[:material/block:] No worker ({queue}): start one with "
+            "`python -m recsys_core worker`"
+        )
 
 
 # ----- import preview (reads the file once to show its columns and the detected mapping) -----
@@ -378,16 +382,14 @@ def worker_status(ws: Workspace) -> None:
 def preview_source(
     data: bytes | None, filename: str, path: str, separator: str, encoding: str
 ) -> dict[str, Any]:
-    """What an import would see: format, columns, first rows, detected ``{role: column}``.
+    """:func:`recsys_core.data.importer.preview` of an upload or a server path (nothing stored).
 
-    Either ``data`` (an upload, written to a temporary file under its own name so the readers
-    recognise MovieLens and RecBole names) or ``path`` (a file or folder on the server).
-    A detection problem (e.g. an ambiguous column) is returned under ``"problem"`` so the page
-    can show it next to the mapping widgets that fix it.
+    An upload is written to a temporary file under its own name, so the readers recognise
+    MovieLens and RecBole file names as they would on disk.
     """
     import tempfile
 
-    from recsys_core.data.importer import ImportOptions, detect_columns, read_source
+    from recsys_core.data.importer import ImportOptions, preview
 
     options = ImportOptions(separator=separator, encoding=encoding)
     with tempfile.TemporaryDirectory(prefix="recsys-preview-") as tmp:
@@ -396,22 +398,7 @@ def preview_source(
             source.write_bytes(data)
         else:
             source = Path(path).expanduser()
-        raw = read_source(source, options, display_name=filename or source.name)
-    columns = [str(c) for c in raw.interactions.columns]
-    try:
-        detected, problem = detect_columns(columns, {}, where=filename or path), None
-    except RecsysError as exc:
-        detected, problem = {}, str(exc)
-    return {
-        "format": raw.fmt,
-        "columns": columns,
-        "head": raw.interactions.head(8),
-        "rows": len(raw.interactions),
-        "detected": detected,
-        "problem": problem,
-        "notes": list(raw.notes),
-        "side": [k for k, v in (("items", raw.items), ("users", raw.users)) if v is not None],
-    }
+        return preview(source, options, display_name=filename or source.name)
 
 
 def clear_dataset_caches() -> None:
@@ -438,7 +425,7 @@ def health_section(report: Any) -> None:
     )
     if report.warnings:
         for warning in report.warnings:
-            st.warning(warning, icon="⚠️")
+            st.warning(warning, icon=":material/warning:")
     else:
         st.success("No health warnings: this dataset is ready to train on.")
     figures = list(health_figures(report).items())

@@ -24,7 +24,7 @@ from recsys_core.viz.runs import (
     tradeoff_scatter,
 )
 
-st.title("📊 Compare")
+st.title("Compare")
 st.markdown(
     "Rank finished runs on one dataset and split, with 95% confidence intervals, the accuracy "
     "versus long-tail trade-off, segments, and a paired significance test between two runs."
@@ -162,7 +162,7 @@ if tail_options:
 
 # ----- segments (computed at evaluation time, with CIs, stored in metrics.json) ---------------
 st.subheader("Segments")
-labels = {row.run: f"{row.label} · {row.run[:6]}" for row in table.itertuples()}
+labels = {row.run: f"{row.label} · {row.run[-6:]}" for row in table.itertuples()}
 segments = segments_frame(
     {labels[run]: ui.run_metrics(root, run).get("segments") or [] for run in table["run"]},
     {labels[row.run]: row.model for row in table.itertuples()},

@@ -11,7 +11,7 @@ from recsys_core.config import config_from_dict
 from recsys_core.data import store
 from recsys_core.data.importer import ROLES, ImportOptions
 
-st.title("🗂️ Data")
+st.title("Data")
 st.markdown(
     "Bring your own interactions (CSV, TSV, Parquet, MovieLens, RecBole or a zip of them), "
     "check the column mapping, and read the dataset's health before training on it."

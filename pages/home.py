@@ -6,7 +6,7 @@ import streamlit as st
 
 import ui
 
-st.title("🧭 Recsys Explorer")
+st.title("Recsys Explorer")
 st.markdown(
     "Load interaction data, train recommenders in the background, and compare them honestly: "
     "with confidence intervals, long-tail trade-offs, embeddings maps and explanations."
@@ -16,7 +16,9 @@ infos = ui.list_datasets()
 
 left, right = st.columns([3, 1])
 with right:
-    if st.button("Load the MovieLens sample", type="primary", icon="🎬", key="load_sample"):
+    if st.button(
+        "Load the MovieLens sample", type="primary", icon=":material/movie:", key="load_sample"
+    ):
         from recsys_core.data.store import import_sample
 
         with ui.guard("loading the sample"), st.spinner("Importing MovieLens ml-latest-small…"):

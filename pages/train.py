@@ -14,7 +14,7 @@ from recsys_core.models import MODELS
 from recsys_core.split import SPLITS, SplitSpec
 from recsys_core.viz.runs import training_curves
 
-st.title("🏋️ Train")
+st.title("Train")
 st.markdown(
     "Queue training runs: they run in a background worker, so you can leave this page or close "
     "the browser and come back to find them finished."

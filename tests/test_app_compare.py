@@ -9,7 +9,6 @@ from streamlit.testing.v1 import AppTest
 from recsys_core.data.synthetic import SyntheticConfig, make_frames
 from recsys_core.jobs import api
 from recsys_core.jobs.spec import RunSpec
-from recsys_core.jobs.worker import Worker
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -32,7 +31,8 @@ def test_two_finished_runs_ranked_and_paired(app_workspace):
     # A run on another split: listed apart, never ranked with the two above.
     other = dict(split, seed=1)
     api.submit(app_workspace, RunSpec(dataset=info.id, model="random", split=other))
-    Worker(app_workspace, once=True, poll=0.1, cpu_slots=3).run()
+    for record in api.list_runs(app_workspace):  # in-process: no child start-up per run
+        api.run_inline(app_workspace, record.id)
     assert {r.status for r in api.list_runs(app_workspace)} == {"done"}
 
     at = _compare_page()

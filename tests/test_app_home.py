@@ -16,7 +16,7 @@ def _app() -> AppTest:
 def test_home_on_an_empty_workspace(app_workspace):
     at = _app().run()
     assert not at.exception
-    assert at.title[0].value.startswith("🧭 Recsys Explorer")
+    assert at.title[0].value.startswith("Recsys Explorer")
     assert any("No dataset yet" in i.value for i in at.info)
     assert any(str(app_workspace.root) in c.value for c in at.sidebar.caption)
     assert any("No worker" in c.value for c in at.sidebar.caption)  # autostart is off in tests

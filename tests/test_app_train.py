@@ -10,7 +10,6 @@ from streamlit.testing.v1 import AppTest
 
 from recsys_core.data.synthetic import SyntheticConfig, make_frames
 from recsys_core.jobs import api
-from recsys_core.jobs.worker import Worker
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -59,7 +58,8 @@ def test_submit_two_models_and_see_them_done(synthetic_ws):
     records = api.list_runs(synthetic_ws)
     assert sorted(r.spec.model for r in records) == ["ease", "itemknn"]
     assert {r.status for r in records} == {"queued"}
-    Worker(synthetic_ws, once=True, poll=0.1, cpu_slots=2).run()
+    for record in records:  # in-process, as a worker's child would run them
+        api.run_inline(synthetic_ws, record.id)
     at.run()  # a reload: everything on the page comes from the catalog
     assert not at.exception
     statuses = list(at.dataframe[-1].value["status"])
@@ -81,7 +81,7 @@ def test_cancel_retry_and_failure_explained(synthetic_ws):
     retried = [r for r in api.list_runs(synthetic_ws) if r.id != run_id]
     assert len(retried) == 1 and retried[0].status == "queued"
     # The dataset has no predefined split labels, so the retried run fails with a reason.
-    Worker(synthetic_ws, once=True, poll=0.1).run()
+    api.run_inline(synthetic_ws, retried[0].id)
     assert api.get_run(synthetic_ws, retried[0].id).status == "failed"
     at.run()
     at.selectbox(key="train.details").set_value(retried[0].id).run()

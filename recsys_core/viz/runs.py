@@ -141,7 +141,7 @@ def leaderboard_bars(table: pd.DataFrame, metric: str) -> go.Figure:
     hi = data[f"{metric} hi"].to_numpy(dtype=float)
     fig = go.Figure(
         go.Bar(
-            y=data[LABEL] + " · " + data[RUN].astype(str).str[:6],
+            y=data[LABEL] + " · " + data[RUN].astype(str).str[-6:],
             x=value,
             orientation="h",
             marker_color=[model_color(m) for m in data[MODEL]],

@@ -1,0 +1,249 @@
+"""Real-browser walk through the main path: headless Debian chromium driven by Playwright.
+
+The app runs as ``streamlit run app.py`` on a free local port with a temporary workspace and
+its own worker process. The walk is a list of ordered step functions (:data:`STEPS`), each
+taking the shared :class:`Walk`; the Embeddings, Explain and Balance owners append theirs.
+Every step leaves a screenshot in ``test-artifacts/`` and refreshes ``docs/screenshots/``
+(the README's pictures).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+#: Seconds a step may wait for the app (training on the sample included) on a busy 2-core CI.
+PATIENCE = 240
+
+
+@dataclass
+class Walk:
+    """What every step gets: the browser page, the app's URL and the workspace behind it."""
+
+    page: object  # playwright.sync_api.Page
+    url: str
+    workspace: Path
+
+    def shot(self, name: str) -> None:
+        """Screenshot to test-artifacts/<name>.png and docs/screenshots/<name>.png."""
+        ARTIFACTS.mkdir(exist_ok=True)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+        shutil.copyfile(ARTIFACTS / f"{name}.png", SCREENSHOTS / f"{name}.png")
+
+    def goto_page(self, title: str) -> None:
+        """Click the page's link in the sidebar navigation and wait for its title."""
+        self.page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title).click()
+        self.page.get_by_role("heading", level=1).filter(has_text=title).wait_for(
+            timeout=PATIENCE * 1000
+        )
+
+    def text(self, text: str, timeout: float = PATIENCE) -> None:
+        """Wait until ``text`` is visible somewhere on the page."""
+        self.page.get_by_text(text, exact=False).first.wait_for(timeout=timeout * 1000)
+
+    def no_exception(self) -> None:
+        """No Streamlit exception box (a traceback) anywhere on the page."""
+        assert self.page.locator('[data-testid="stException"]').count() == 0
+
+
+# ----- the steps, in order (append yours at the end of STEPS) --------------------------------
+def step_home_load_sample(walk: Walk) -> None:
+    walk.text("Recsys Explorer")
+    walk.page.get_by_role("button", name="Load the MovieLens sample").click()
+    walk.text("Loaded movielens-small")
+    walk.no_exception()
+    walk.shot("home")
+
+
+def step_data_health(walk: Walk) -> None:
+    walk.goto_page("Data")
+    walk.text("Health · movielens-small")
+    walk.text("Interactions")
+    # The four health figures are drawn (plotly charts).
+    walk.page.locator(".js-plotly-plot").nth(3).wait_for(timeout=PATIENCE * 1000)
+    walk.no_exception()
+    walk.shot("data")
+
+
+def step_train_ease_and_itemknn(walk: Walk) -> None:
+    from recsys_core.jobs import api
+    from recsys_core.workspace import Workspace
+
+    walk.goto_page("Train")
+    walk.text("2 · Models")
+    walk.page.get_by_role("button", name="Queue 2 runs").click()
+    walk.text("Queued 2 run(s)")
+    ws = Workspace(walk.workspace)
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        runs = api.list_runs(ws)
+        if len(runs) == 2 and all(r.is_terminal for r in runs):
+            break
+        time.sleep(1)
+    statuses = {r.spec.model: (r.status, r.error) for r in api.list_runs(ws)}
+    assert {m: s for m, (s, _) in statuses.items()} == {"ease": "done", "itemknn": "done"}, statuses
+    walk.text("0 active, 2 finished")  # the runs panel refreshes on its own
+    walk.no_exception()
+    walk.shot("train")
+
+
+def step_compare_both_in_table(walk: Walk) -> None:
+    walk.goto_page("Compare")
+    walk.text("Leaderboard")
+    # Both runs are in the leaderboard (grid cells) and on the bar chart's axis.
+    grid = walk.page.locator('[data-testid="stDataFrame"]').first
+    grid.wait_for(timeout=PATIENCE * 1000)
+    bars = walk.page.locator(".js-plotly-plot").first
+    bars.wait_for(timeout=PATIENCE * 1000)
+    labels = bars.locator(".ytick text").all_text_contents()
+    assert any(t.startswith("ease") for t in labels), labels
+    assert any(t.startswith("itemknn") for t in labels), labels
+    walk.text("Two runs, paired")
+    walk.no_exception()
+    walk.shot("compare")
+
+
+STEPS: list[Callable[[Walk], None]] = [
+    step_home_load_sample,
+    step_data_health,
+    step_train_ease_and_itemknn,
+    step_compare_both_in_table,
+    # Embeddings, Explain and Balance steps are appended here by their owners.
+]
+
+
+# ----- the app and the browser -----------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_http(url: str, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"the app did not answer on {url} within {timeout} s")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@pytest.fixture()
+def app_url(tmp_path) -> Iterator[tuple[str, Path]]:
+    """``streamlit run app.py`` on a free port, plus a worker, on a temporary workspace."""
+    workspace = tmp_path / "ws"
+    env = dict(
+        os.environ,
+        RECSYS_EXPLORER_HOME=str(workspace),
+        RECSYS_EXPLORER_AUTOSTART_WORKER="0",  # this fixture owns the worker and stops it
+        PYTHONPATH=str(ROOT),
+    )
+    logs = ARTIFACTS
+    logs.mkdir(exist_ok=True)
+    port = _free_port()
+    worker_log = open(logs / "browser-worker.log", "wb")  # noqa: SIM115 - closed below
+    app_log = open(logs / "browser-app.log", "wb")  # noqa: SIM115 - closed below
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "recsys_core", "--workspace", str(workspace), "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+    )
+    app = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=app_log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(url, app, timeout=120)
+        yield url, workspace
+    finally:
+        _stop(app)
+        _stop(worker)
+        worker_log.close()
+        app_log.close()
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="Debian's chromium is not installed (make test installs it: apt-get install chromium)",
+)
+def test_main_path_in_a_real_browser(app_url):
+    from playwright.sync_api import sync_playwright
+
+    url, workspace = app_url
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 860})
+            page.set_default_timeout(PATIENCE * 1000)
+            page.goto(url, wait_until="domcontentloaded")
+            walk = Walk(page=page, url=url, workspace=workspace)
+            for step in STEPS:
+                try:
+                    step(walk)
+                except Exception:
+                    page.screenshot(path=str(ARTIFACTS / f"failed-{step.__name__}.png"))
+                    raise
+        finally:
+            browser.close()
