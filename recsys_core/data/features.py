@@ -112,7 +112,7 @@ def user_feature_table(data: Interactions) -> tuple[np.ndarray, list[str]]:
         values = table[col].astype(object).where(table[col].notna(), None)
         counts = pd.Series(values).value_counts()
         keep = counts.index[:MAX_LEVELS]
-        codes = pd.Categorical(values, categories=keep).codes  # -1 for rare or missing
+        codes = pd.Index(keep).get_indexer(values)  # -1 for rare or missing
         width = len(keep) + (1 if len(counts) > MAX_LEVELS else 0)
         onehot = np.zeros((len(table), width), dtype=np.float32)
         rows = np.flatnonzero(codes >= 0)
