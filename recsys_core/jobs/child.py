@@ -359,4 +359,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # The outcome is in the store: skip interpreter teardown (atexit hooks of CUDA, data-loader
+    # workers), which can hang and would keep the run's slot busy after it finished.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
