@@ -11,6 +11,7 @@ from recsys_core.models.base import Recommender
 from recsys_core.models.bpr import BPR
 from recsys_core.models.content import ContentBased
 from recsys_core.models.ease import EASE
+from recsys_core.models.gru4rec import GRU4Rec
 from recsys_core.models.ials import IALS
 from recsys_core.models.itemknn import ItemKNN
 from recsys_core.models.lightgcn import LightGCN
@@ -18,6 +19,7 @@ from recsys_core.models.multvae import MultVAE
 from recsys_core.models.neumf import NeuMF
 from recsys_core.models.popular import MostPopular, Random
 from recsys_core.models.rp3beta import RP3beta
+from recsys_core.models.sasrec import SASRec
 
 _ALL: tuple[type[Recommender], ...] = (
     Random,
@@ -31,6 +33,8 @@ _ALL: tuple[type[Recommender], ...] = (
     RP3beta,
     IALS,
     ContentBased,
+    SASRec,
+    GRU4Rec,
 )
 
 MODELS: dict[str, type[Recommender]] = {cls.name: cls for cls in _ALL}
