@@ -14,7 +14,7 @@ st.markdown(
 ws = ui.workspace()
 infos = ui.list_datasets()
 
-left, right = st.columns([3, 1])
+left, right = st.columns([2, 1])
 with right:
     if st.button(
         "Load the MovieLens sample", type="primary", icon=":material/movie:", key="load_sample"
@@ -24,7 +24,9 @@ with right:
         with ui.guard("loading the sample"), st.spinner("Importing MovieLens ml-latest-small…"):
             info = import_sample(ws)
             ui.set_active_dataset(info.id)
-            st.session_state["home_notice"] = f"Loaded **{info.name}**: {ui.dataset_label(info)}."
+            st.session_state["home_notice"] = (
+                f"Loaded **{info.name}**: {info.n_users:,} users × {info.n_items:,} items."
+            )
             st.rerun()
     st.caption("610 users rating 9,724 movies (GroupLens, non-commercial research licence).")
 with left:

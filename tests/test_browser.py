@@ -52,6 +52,12 @@ class Walk:
         """Screenshot to test-artifacts/<name>.png and docs/screenshots/<name>.png."""
         ARTIFACTS.mkdir(exist_ok=True)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        # Let placeholders (skeletons of tables and widgets still loading) fill in first.
+        self.page.wait_for_function(
+            "() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0",
+            timeout=30_000,
+        )
+        self.page.wait_for_timeout(800)
         self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
         shutil.copyfile(ARTIFACTS / f"{name}.png", SCREENSHOTS / f"{name}.png")
 
