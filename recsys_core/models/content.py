@@ -4,7 +4,9 @@ The classic content-based filter (Pazzani & Billsus 2007, "Content-based recomme
 systems"; Lops et al. 2011): every item is a vector of its side information, a user is the
 (optionally recency-weighted) mean of the vectors of the items in their history, and every item
 is scored by cosine similarity to that profile. It needs no interaction with an item to score
-it, which makes it the cold-start baseline against collaborative filtering.
+it, which makes it the cold-start baseline against collaborative filtering. An optional
+popularity prior (on by default, ``popularity_prior``) multiplies the clipped cosine by
+(1 + popularity)^prior: among look-alikes, the ones people actually chose come first.
 
 Item vectors are the blocks of :func:`recsys_core.data.features.item_feature_blocks`
 (categories multi-hot, TF-IDF + SVD of title and text, standardised numerics, precomputed
@@ -46,6 +48,16 @@ class ContentConfig:
         "(0 = plain mean; needs time order)",
         low=0.0,
         high=1e6,
+    )
+
+    # Pure content (0) ranks obscure look-alikes first and scores NDCG@10 0.015 on the fixed
+    # MovieLens split's validation part, far below MostPopular (0.106); 0.5 gives 0.140.
+    popularity_prior: float = param(
+        0.5,
+        "score = max(cosine, 0) x (1 + training popularity)^prior (0 = pure content; "
+        "items nobody interacted with keep their cosine)",
+        low=0.0,
+        high=5.0,
     )
 
     def __post_init__(self) -> None:
@@ -99,15 +111,19 @@ class ContentBased(Recommender):
         vectors = torch.cat(parts, dim=1)
         # unit rows: the profile's dot product with an item is then its cosine
         self.item_vectors_ = torch.nn.functional.normalize(vectors, dim=1)
+        pop = torch.as_tensor(train.item_popularity, dtype=torch.float32, device=self.device)
+        self.prior_ = (1.0 + pop) ** cfg.popularity_prior
         progress(1, {"epoch": 1, "epochs_total": 1})
 
     def score_history(
         self, history: sp.csr_matrix, sequences: Sequences | None = None
     ) -> torch.Tensor:
-        """Cosine [batch, n_items] between each history's profile and every item vector."""
+        """Scores [batch, n_items]: cosine of each history's profile to every item vector,
+        clipped at 0 and multiplied by the popularity prior (see ``ContentConfig``)."""
         self._check_fitted()
         profiles = self.profiles(history, sequences)
-        return profiles @ self.item_vectors_.T
+        cosine = profiles @ self.item_vectors_.T
+        return cosine.clamp_min_(0.0).mul_(self.prior_[None, :])
 
     def profiles(self, history: sp.csr_matrix, sequences: Sequences | None = None) -> torch.Tensor:
         """float32 [batch, d] unit user profiles (zero for an empty history)."""
@@ -154,7 +170,8 @@ class ContentBased(Recommender):
         return self.profiles(self.history_, seqs).cpu().numpy()
 
     def _state(self) -> dict[str, torch.Tensor]:
-        return {"item_vectors": self.item_vectors_}
+        return {"item_vectors": self.item_vectors_, "prior": self.prior_}
 
     def _load_state(self, state: dict[str, torch.Tensor]) -> None:
         self.item_vectors_ = state["item_vectors"].to(self.device, torch.float32)
+        self.prior_ = state["prior"].to(self.device, torch.float32)
