@@ -177,6 +177,7 @@ def _events_seen(ws, run_id):  # noqa: ANN001, ANN201
 
 
 # ----- tests ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_worker_runs_cancels_and_fails_in_children(served):
     """Four runs at once in four children: one finishes, one is cancelled between epochs, one
     ignores cancellation and is killed, one fails."""
@@ -252,6 +253,7 @@ def test_second_worker_is_refused(served):
         Worker(ws, gpus=[]).acquire()
 
 
+@pytest.mark.slow
 def test_kill_9_worker_marks_run_interrupted_and_keeps_catalog(tmp_path, plugin):
     from recsys_core.jobs import api, store
     from recsys_core.jobs.child import run_child

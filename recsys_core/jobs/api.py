@@ -8,6 +8,7 @@ is safe to call from several processes at once.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import shutil
 import socket
@@ -77,7 +78,7 @@ def normalise_spec(ws: Workspace, spec: RunSpec | dict[str, Any]) -> RunSpec:
             f"device: unknown device {spec.device!r}; choose one of {DEVICE_CHOICES}"
             " (optionally with an index, e.g. cuda:1)"
         )
-    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or spec.seed < 0:
+    if isinstance(spec.seed, bool) or not isinstance(spec.seed, numbers.Integral) or spec.seed < 0:
         raise ConfigError(f"seed: expected a non-negative integer, got {spec.seed!r}")
     changed = balance.changed()
     return RunSpec(

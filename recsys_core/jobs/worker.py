@@ -29,6 +29,7 @@ import signal
 import socket
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import IO
@@ -423,7 +424,7 @@ class Worker:
             log.info("task %s (%s) started, pid %s", task_id, kind, pid)
         return claimed
 
-    def _fitter(self, cpu_free: int, free_gpus: list[str]):  # noqa: ANN202 - closure
+    def _fitter(self, cpu_free: int, free_gpus: list[str]) -> Callable[[str], str | None]:
         """``accepts(preference)`` for :func:`store.claim_run` given the free slots now.
 
         Returns the device to run on, None to leave the run queued for now, or ``"!..."``
