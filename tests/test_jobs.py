@@ -466,3 +466,20 @@ def test_worker_slots_one_run_per_gpu_and_cpu_slots(workspace, dataset):
     record = api.get_run(workspace, cpu[0])
     assert record.status == "cancelled" and "by force" in record.error
     assert fake.running[("run", cpu[1])] == "cpu"  # the freed CPU slot is taken at once
+
+
+def test_sweep_queues_the_grid_or_nothing(workspace, dataset, test_model):
+    base = RunSpec(dataset=dataset.id, model="test_epochs")
+    ids = api.submit_sweep(
+        workspace, base, {"config.epochs": [1, 2, 3], "seed": [0, 1]}, group="grid"
+    )
+    runs = api.list_runs(workspace, group="grid")
+    assert len(ids) == 6 and {r.id for r in runs} == set(ids)
+    points = {(r.spec.config["epochs"], r.spec.seed) for r in runs}
+    assert points == {(e, s) for e in (1, 2, 3) for s in (0, 1)}
+    assert api.get_run(workspace, ids[0]).label == "epochs=1, seed=0"
+    with pytest.raises(ConfigError, match="sweep point epochs=0"):
+        api.submit_sweep(workspace, base, {"config.epochs": [1, 0]})
+    with pytest.raises(ConfigError, match="cannot vary"):
+        api.submit_sweep(workspace, base, {"epochs": [1]})
+    assert len(api.list_runs(workspace)) == 6  # the refused sweeps queued nothing

@@ -103,6 +103,67 @@ def submit(ws: Workspace, spec: RunSpec | dict[str, Any]) -> str:
     return run_id
 
 
+def submit_sweep(
+    ws: Workspace,
+    spec: RunSpec | dict[str, Any],
+    grid: dict[str, Sequence[Any]],
+    *,
+    group: str | None = None,
+) -> list[str]:
+    """Queue one run per point of a grid over ``spec``; all or nothing.
+
+    Parameters
+    ----------
+    spec : the base run.
+    grid : ``{"config.l2": [10, 100], "balance.pop_norm": [0, 0.5], "seed": [0, 1]}``: keys
+        are ``config.<field>``, ``balance.<field>``, ``split.<field>`` or a top-level RunSpec
+        field (``seed``, ``device``, ``model``); the Cartesian product is queued.
+    group : the sweep's name (default: a new id), stored on every run for ``list_runs(group=)``.
+
+    Returns
+    -------
+    The run ids in grid order. Every point is validated before any is queued, so an invalid
+    value queues nothing and the ConfigError names the point.
+    """
+    import itertools
+
+    base = (spec if isinstance(spec, RunSpec) else RunSpec.from_dict(spec)).to_dict()
+    group = group or store.new_id("sweep")
+    keys = list(grid)
+    for key in keys:
+        head = key.split(".", 1)[0]
+        if ("." in key and head not in ("config", "balance", "split")) or (
+            "." not in key and key not in base
+        ):
+            raise ConfigError(
+                f"sweep: cannot vary {key!r}; use config.<field>, balance.<field>, "
+                "split.<field> or one of seed, device, model"
+            )
+        if not list(grid[key]):
+            raise ConfigError(f"sweep: {key!r} has no values")
+    specs = []
+    for values in itertools.product(*(list(grid[k]) for k in keys)):
+        point = json.loads(json.dumps(base))
+        for key, value in zip(keys, values, strict=True):
+            if "." in key:
+                head, name = key.split(".", 1)
+                point[head][name] = value
+            else:
+                point[key] = value
+        point["group"] = group
+        label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(keys, values, strict=True))
+        point["label"] = point.get("label") or label
+        try:
+            specs.append(normalise_spec(ws, point))
+        except ConfigError as error:
+            raise ConfigError(f"sweep point {label}: {error}") from None
+    ids = [store.new_id("r") for _ in specs]
+    with ws.transaction() as conn:
+        for run_id, one in zip(ids, specs, strict=True):
+            store.insert_run(conn, run_id, one)
+    return ids
+
+
 def get_run(ws: Workspace, run_id: str) -> RunRecord:
     """The run's record; NotFoundError when there is no such run."""
     with ws.connect() as conn:

@@ -38,8 +38,9 @@ from recsys_core.workspace import Workspace
 
 
 def new_id(prefix: str) -> str:
-    """A sortable, readable, unique id such as ``r-261122-204600-3fa9c1``."""
-    return f"{prefix}-{time.strftime('%y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
+    """A sortable, readable, unique id such as ``r-261122-204600-3fa9c1d2`` (UTC time + 32
+    random bits, so ids made in the same second by several processes do not collide)."""
+    return f"{prefix}-{time.strftime('%y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
 
 
 def _loads(text: str | None, default: Any) -> Any:
