@@ -1,7 +1,8 @@
 """Background runs and tasks: a run store in the workspace catalog, a worker, child processes.
 
 Public API (``from recsys_core.jobs import api``): :func:`~recsys_core.jobs.api.submit`,
-``get_run``, ``list_runs``, ``cancel``, ``retry``, ``events``, ``wait``, ``delete_run``,
+``submit_sweep``, ``get_run``, ``list_runs``, ``cancel``, ``retry``, ``events``, ``wait``,
+``delete_run``, ``run_inline`` (execute a queued run in the calling process),
 ``submit_task`` / ``get_task`` / ``list_tasks`` / ``cancel_task``, ``worker_status``,
 ``worker_alive``, ``ensure_worker``. A run's files are read with
 :class:`recsys_core.jobs.artifacts.RunArtifacts`; background task kinds are registered in
