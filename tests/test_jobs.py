@@ -483,3 +483,19 @@ def test_sweep_queues_the_grid_or_nothing(workspace, dataset, test_model):
     with pytest.raises(ConfigError, match="cannot vary"):
         api.submit_sweep(workspace, base, {"epochs": [1]})
     assert len(api.list_runs(workspace)) == 6  # the refused sweeps queued nothing
+
+
+def test_factor_model_run_saves_embeddings(workspace, dataset):
+    run_id = api.submit(
+        workspace,
+        RunSpec(dataset=dataset.id, model="ials", config={"factors": 8, "iterations": 2}),
+    )
+    record = api.run_inline(workspace, run_id, device="cpu")
+    assert record.status == "done", record.error
+    art = RunArtifacts(workspace, run_id)
+    items, users = art.item_embeddings(), art.user_embeddings()
+    assert items.shape == (dataset.n_items, 8) and items.dtype == np.float32
+    assert users.shape == (dataset.n_users, 8)
+    assert np.isfinite(items).all()
+    with pytest.raises(ConfigError, match="not queued"):
+        api.run_inline(workspace, run_id)
