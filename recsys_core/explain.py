@@ -314,8 +314,13 @@ class _Game:
         self.evals = 0
         self.evals_total = evals_total
 
-    def evaluate(self, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def evaluate(
+        self, masks: np.ndarray, *, ranks: bool = True, margins: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Score, rank and top-k margin of the item under each coalition.
+
+        ``ranks`` / ``margins`` False skip those (they cost a pass over [b, n_items] each; the
+        Shapley estimators need only one of the three) and return zeros in their place.
 
         Returns
         -------
@@ -325,7 +330,7 @@ class _Game:
         masks = np.asarray(masks, dtype=bool)
         out_s, out_r, out_m = [], [], []
         for start in range(0, len(masks), self.chunk):
-            s, r, m = self._evaluate_chunk(masks[start : start + self.chunk])
+            s, r, m = self._evaluate_chunk(masks[start : start + self.chunk], ranks, margins)
             out_s.append(s)
             out_r.append(r)
             out_m.append(m)
@@ -336,7 +341,9 @@ class _Game:
             return np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0)
         return np.concatenate(out_s), np.concatenate(out_r), np.concatenate(out_m)
 
-    def _evaluate_chunk(self, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _evaluate_chunk(
+        self, masks: np.ndarray, want_ranks: bool, want_margins: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # Which history items each row keeps; np.nonzero walks row-major, so within a row the
         # kept items stay in time order (the sequence a sequence model reads).
         present = masks[:, self.feature_of_item]  # [b, n_h]
@@ -350,6 +357,7 @@ class _Game:
             shape=(len(masks), self.n_items),
         )
         history.sort_indices()
+        b = len(masks)
         with torch.no_grad():
             if self.n_side:
                 side_mask = masks[:, self.n_features - self.n_side :]
@@ -360,15 +368,21 @@ class _Game:
                 scores = self.model.score_history(history, sequences)
             scores = scores.float()
             own = scores[:, self.item].clone()
-            others = scores.index_fill(1, self.exclude, float("-inf"))
-            ranks = 1 + (others > own[:, None]).sum(dim=1)
-            kth = torch.topk(others, self.k, dim=1).values[:, -1]
-            margins = own - kth
-        return (
-            own.double().cpu().numpy(),
-            ranks.cpu().numpy().astype(np.int64),
-            margins.double().cpu().numpy(),
-        )
+            ranks = np.zeros(b, dtype=np.int64)
+            margins = np.zeros(b)
+            if want_ranks:
+                # index_fill copies: the model's output may share memory with its state.
+                others = scores.index_fill(1, self.exclude, float("-inf"))
+                ranks = (1 + (others > own[:, None]).sum(dim=1)).cpu().numpy()
+            if want_margins:
+                # The k-th best non-excluded item is among the top k + |exclude| of all items:
+                # take those and skip the excluded ones, without copying the score matrix.
+                top = torch.topk(scores, min(self.k + len(self.exclude), self.n_items), dim=1)
+                valid = ~torch.isin(top.indices, self.exclude)
+                kth_pos = ((valid.cumsum(dim=1) == self.k) & valid).float().argmax(dim=1)
+                kth = top.values.gather(1, kth_pos[:, None])[:, 0]
+                margins = (own - kth).double().cpu().numpy()
+        return own.double().cpu().numpy(), ranks.astype(np.int64), margins
 
 
 def explain(
@@ -490,7 +504,8 @@ def explain(
     column = 2 if target == "rank" else 0
 
     def f(x: np.ndarray) -> np.ndarray:
-        return game.evaluate(np.asarray(x) > 0.5)[column]
+        masks = np.asarray(x) > 0.5
+        return game.evaluate(masks, ranks=False, margins=target == "rank")[column]
 
     full = np.ones((1, n_features))
     empty = np.zeros((1, n_features))
@@ -569,7 +584,7 @@ def _deletion_curves(
     np.put_along_axis(position, orders, np.arange(m)[None, :].repeat(len(orders), 0), axis=1)
     steps = np.arange(m + 1)[None, :, None]
     masks = position[:, None, :] >= steps  # [n_orders, m + 1, m]
-    scores, ranks, _ = game.evaluate(masks.reshape(-1, m))
+    scores, ranks, _ = game.evaluate(masks.reshape(-1, m), margins=False)
     scores = scores.reshape(len(orders), m + 1)
     ranks = ranks.reshape(len(orders), m + 1)
     full, empty = scores[0, 0], scores[0, -1]

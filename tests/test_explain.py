@@ -129,7 +129,8 @@ PLANTED_MODELS = [
 def _short(cls: type[Recommender]) -> Recommender:
     """Default config with a short fit where the model trains for epochs."""
     names = {f.name for f in dataclasses.fields(cls.Config)}
-    overrides = {k: v for k, v in {"epochs": 3, "iterations": 3}.items() if k in names}
+    short = {"epochs": 2, "iterations": 3, "foldin_steps": 5}
+    overrides = {k: v for k, v in short.items() if k in names}
     return cls(cls.Config(**overrides), device="cpu", seed=0)
 
 
@@ -147,7 +148,7 @@ def test_planted_cause_gets_largest_attribution(key):
 @pytest.mark.parametrize("key", sorted(MODELS))
 def test_efficiency_for_every_registered_model(key, small_synthetic):
     model = _short(MODELS[key]).fit(small_synthetic)
-    user = _user_with_history(small_synthetic, 4, 10)
+    user = _user_with_history(small_synthetic, 5, 6)  # 2^6 coalitions: fast for fold-in models
     item = _top_item(model, user)
     for target in ("score", "rank"):
         exp = explain(model, small_synthetic, user, item, target=target, k=5, n_random=2)
@@ -189,7 +190,7 @@ def test_exact_and_permutation_agree_on_small_case(small_synthetic):
     item = _top_item(model, user)
     exact = explain(model, small_synthetic, user, item, method="exact", n_random=0)
     perm = explain(
-        model, small_synthetic, user, item, method="permutation", nsamples=4000, n_random=0
+        model, small_synthetic, user, item, method="permutation", nsamples=2000, n_random=0
     )
     scale = np.abs(exact.attributions).max()
     assert np.abs(exact.attributions - perm.attributions).max() < 0.05 * scale
