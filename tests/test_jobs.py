@@ -447,7 +447,11 @@ def test_worker_slots_one_run_per_gpu_and_cpu_slots(workspace, dataset):
     assert api.get_run(workspace, cpu[1]).status == "queued"  # waits for the CPU slot
     failed = api.get_run(workspace, missing)
     assert failed.status == "failed" and "'cuda:3' is not available" in failed.error
-    assert _gpu_env("cuda:0") == {"CUDA_VISIBLE_DEVICES": "0"}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        assert _gpu_env("cuda:0") == {"CUDA_VISIBLE_DEVICES": "0"}
+        mp.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # a worker restricted to physical GPUs 2, 3
+        assert _gpu_env("cuda:1") == {"CUDA_VISIBLE_DEVICES": "3"}
     assert _gpu_env("cpu") == {"CUDA_VISIBLE_DEVICES": ""}
 
     # the GPU child dies without reporting (e.g. OOM-killed): failed, and the GPU is reused

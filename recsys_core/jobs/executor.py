@@ -67,8 +67,13 @@ def _gpu_env(device: str) -> dict[str, str]:
     Hiding the other GPUs means a model can never allocate on a GPU another run owns.
     """
     if device.startswith("cuda"):
-        index = device.split(":", 1)[1] if ":" in device else "0"
-        return {"CUDA_VISIBLE_DEVICES": index}
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        # torch numbers the GPUs the worker itself was allowed to see; translate back to the
+        # machine's ids when the worker runs under its own CUDA_VISIBLE_DEVICES.
+        visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")]
+        visible = [v for v in visible if v]
+        physical = visible[index] if index < len(visible) else str(index)
+        return {"CUDA_VISIBLE_DEVICES": physical}
     if device == "cpu":
         return {"CUDA_VISIBLE_DEVICES": ""}
     return {}
