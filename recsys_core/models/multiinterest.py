@@ -1,0 +1,236 @@
+"""Multi-interest recommender: ComiRec-SA (Cen et al. 2020, "Controllable Multi-Interest
+Framework for Recommendation", KDD).
+
+A user's latest ``max_len`` items ``H`` [L, d] are turned into K interest vectors by
+self-attention (eq. 5-6 of the paper)::
+
+    A = softmax(W2 tanh(W1 Hᵀ))    # [K, L], softmax over the history positions
+    V = A H                        # [K, d] the user's interests
+
+and an item is scored by its best-matching interest, ``max_k <v_k, e_i>`` (sec. 3.5, the
+retrieval step). Training follows the paper (sec. 3.4): for a target item the interest used is
+the argmax ``k* = argmax_k <v_k, e_target>`` and the loss is a softmax over items of
+``<v_k*, e>``. By default that softmax runs over the full catalogue (as for SASRec here, see
+Klenitskiy & Vasilev 2023); ``loss="sampled"`` uses batch-shared negatives from
+``pop^neg_alpha`` like the paper's sampled softmax.
+
+Batching reuses the sequence models' windows (:class:`recsys_core.training.sequences.
+WindowBatches`, one window per user per step) and predicts every position: the attention scores
+``W2 tanh(W1 h_j)`` of a position do not depend on the query, so the interests of every prefix
+of the window come from one causally masked softmax over the same scores ([b, K, L, L]). For
+that reason the item inputs carry no positional embedding (the paper adds one; MIND, Li et al.
+2019, does not); time order enters through which items are in the window. Defaults: d 64,
+K = 4 interests, attention width 4d, max_len 50 (the paper's settings on its smaller datasets),
+Adam lr 1e-3.
+
+``user_interests(users)`` returns the K vectors [b, K, d] (kept for the embedding maps);
+``attention_weights(sequences)`` the attention [b, L] averaged over interests;
+``user_embeddings`` the mean of a user's interests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from recsys_core.balance import ips_weights, split_by_threshold
+from recsys_core.config import param
+from recsys_core.data.interactions import Interactions, Sequences
+from recsys_core.models.base import ProgressFn, Recommender
+from recsys_core.training.sequences import WindowBatches, shared_negatives_for
+from recsys_core.training.trainer import TrainConfig, train_loop
+
+LOSSES = ("full", "sampled")
+
+
+@dataclass(frozen=True)
+class MultiInterestConfig(TrainConfig):
+    """ComiRec-SA hyperparameters (defaults: Cen et al. 2020, sec. 4.1)."""
+
+    n_interests: int = param(4, "number of interest vectors K per user", low=1, high=64)
+    hidden: int = param(64, "item embedding and interest size", low=4, high=4096)
+    attn_width: int = param(0, "attention width d_a of W1 (0 = 4 x hidden)", low=0, high=16384)
+    max_len: int = param(50, "history length read (latest items)", low=2, high=2000)
+    dropout: float = param(0.1, "dropout on the history item embeddings", low=0.0, high=0.9)
+    loss: str = param("full", "full softmax over all items, or sampled softmax", choices=LOSSES)
+    n_sampled: int = param(256, "shared negatives per batch when loss=sampled", low=1)
+    epochs: int = param(100, "maximum number of passes over the users", low=1, high=100_000)
+    batch_size: int = param(128, "users (sequences) per step", low=1, high=1_000_000)
+    lr: float = param(1e-3, "learning rate (paper: Adam 1e-3)", low=1e-6, high=10.0, log=True)
+    patience: int = param(
+        10, "stop after this many validations without a better valid NDCG@10", low=1, high=1000
+    )
+
+
+class _ComiRecNet(nn.Module):
+    def __init__(self, n_items: int, cfg: MultiInterestConfig) -> None:
+        super().__init__()
+        d = cfg.hidden
+        self.pad = n_items
+        self.items = nn.Embedding(n_items + 1, d, padding_idx=n_items)
+        width = cfg.attn_width or 4 * d
+        self.w1 = nn.Linear(d, width, bias=False)
+        self.w2 = nn.Linear(width, cfg.n_interests, bias=False)
+        self.drop = nn.Dropout(cfg.dropout)
+        nn.init.normal_(self.items.weight, std=d**-0.5)
+        with torch.no_grad():
+            self.items.weight[n_items].zero_()
+
+    @property
+    def item_weight(self) -> torch.Tensor:
+        return self.items.weight[: self.pad]
+
+    def scores(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(history embeddings [b, L, d], attention logits [b, K, L]) of padded ``seq``."""
+        h = self.drop(self.items(seq))
+        logits = self.w2(torch.tanh(self.w1(h))).transpose(1, 2)  # W2 tanh(W1 Hᵀ), eq. 5
+        return h, logits
+
+    def interests(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(interests [b, K, d], attention [b, K, L]) reading the whole window."""
+        h, logits = self.scores(seq)
+        keep = (seq != self.pad)[:, None, :]
+        attn = torch.softmax(logits.masked_fill(~keep, float("-inf")), dim=2)
+        attn = torch.nan_to_num(attn, nan=0.0)  # an empty history has no interest (zeros)
+        return attn @ h, attn
+
+    def prefix_interests(self, seq: torch.Tensor) -> torch.Tensor:
+        """[b, L, K, d] interests of every prefix ``seq[:, :t+1]`` (causal softmax)."""
+        h, logits = self.scores(seq)
+        length = seq.shape[1]
+        keep = (seq != self.pad)[:, None, None, :]  # [b, 1, 1, L] key positions
+        causal = torch.ones(length, length, dtype=torch.bool, device=seq.device).tril()
+        mask = keep & causal[None, None]  # [b, 1, Lq, Lk]
+        attn = logits[:, :, None, :].expand(-1, -1, length, -1).masked_fill(~mask, float("-inf"))
+        attn = torch.nan_to_num(torch.softmax(attn, dim=3), nan=0.0)  # [b, K, Lq, Lk]
+        return (attn @ h[:, None]).transpose(1, 2)  # [b, Lq, K, d]
+
+
+class MultiInterest(Recommender):
+    """ComiRec-SA (Cen et al. 2020): K interests by self-attention, score = max over interests."""
+
+    name = "multiinterest"
+    family = "deep"
+    Config = MultiInterestConfig
+    uses_sequences = True
+    honours_balance = frozenset({"ips_beta", "positive_threshold", "neg_sampler", "n_negatives"})
+
+    def _fit(self, train: Interactions, valid: Interactions | None, progress: ProgressFn) -> None:
+        cfg: MultiInterestConfig = self.config
+        positives, _ = split_by_threshold(train, self.balance.positive_threshold)
+        popularity = positives.item_popularity
+        self.net_ = _ComiRecNet(self.n_items_, cfg).to(self.device)
+        net = self.net_
+        batches = WindowBatches(
+            positives.sequences,
+            max_len=cfg.max_len,
+            batch_size=cfg.batch_size,
+            pad=self.n_items_,
+            device=self.device,
+            seed=self.seed,
+        )
+        negatives = shared_negatives_for(self, popularity, cfg.loss == "sampled", cfg.n_sampled)
+        weights = (
+            torch.as_tensor(ips_weights(popularity, self.balance.ips_beta), device=self.device)
+            if self.balance.ips_beta > 0
+            else None
+        )
+
+        def step(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            inputs, targets = batch
+            keep = (targets != self.n_items_) & (inputs != self.n_items_)
+            v = net.prefix_interests(inputs)[keep].float()  # [n, K, d]
+            t = targets[keep]
+            items = net.item_weight.float()
+            target_emb = items[t]  # [n, d]
+            # the interest that serves the target (argmax, Cen et al. 2020, eq. 8)
+            k_star = torch.einsum("nkd,nd->nk", v, target_emb).argmax(dim=1)
+            user = v[torch.arange(len(t), device=v.device), k_star]  # [n, d]
+            if negatives is None:
+                logits = user @ items.T
+                loss = nn.functional.cross_entropy(logits, t, reduction="none")
+            else:
+                negs = negatives.draw()
+                pos = (user * target_emb).sum(dim=1, keepdim=True)
+                neg = (user @ items[negs].T).masked_fill(negs[None, :] == t[:, None], float("-inf"))
+                loss = -torch.log_softmax(torch.cat([pos, neg], dim=1), dim=1)[:, 0]
+            if weights is not None:
+                loss = loss * weights[t]
+            return loss.mean()
+
+        train_loop(
+            self,
+            net,
+            cfg,
+            epoch_batches=batches.epoch,
+            step_loss=step,
+            train=train,
+            valid=valid,
+            progress=progress,
+            n_batches=batches.n_batches,
+        )
+
+    # ----- scoring ---------------------------------------------------------------------------
+    def _padded(self, history: sp.csr_matrix, sequences: Sequences | None) -> torch.Tensor:
+        if sequences is None:
+            # no time order given: the history's CSR order stands in for it
+            sequences = Sequences(history.indptr.astype(np.int64), history.indices.astype(np.int32))
+        return torch.as_tensor(
+            sequences.padded(self.config.max_len, self.n_items_), device=self.device
+        )
+
+    def _interests(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.net_.eval()
+        with torch.no_grad():
+            return self.net_.interests(seq)
+
+    def score_history(
+        self, history: sp.csr_matrix, sequences: Sequences | None = None
+    ) -> torch.Tensor:
+        """Scores [batch, n_items]: the best dot product over the K interests."""
+        self._check_fitted()
+        interests, _ = self._interests(self._padded(history, sequences))
+        with torch.no_grad():
+            return (interests @ self.net_.item_weight.T).amax(dim=1).float()
+
+    def user_interests(self, users: np.ndarray) -> np.ndarray:
+        """float32 [len(users), K, d] interest vectors of training users."""
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        seq = self._padded(self.history_[users], self.sequences_.rows(users))
+        return self._interests(seq)[0].float().cpu().numpy()
+
+    def attention_weights(self, sequences: Sequences, max_len: int | None = None) -> np.ndarray:
+        """[b, L] attention over the (pad-left) latest L items, mean over the K interests.
+
+        Padded positions get zero weight. This is attention, not attribution.
+        """
+        self._check_fitted()
+        seq = torch.as_tensor(
+            sequences.padded(max_len or self.config.max_len, self.n_items_), device=self.device
+        )
+        return self._interests(seq)[1].mean(dim=1).float().cpu().numpy()
+
+    def item_embeddings(self) -> np.ndarray | None:
+        return self.net_.item_weight.detach().float().cpu().numpy()
+
+    def user_embeddings(self) -> np.ndarray | None:
+        """float32 [n_users, d] mean of each user's interests (see ``user_interests``)."""
+        users = np.arange(self.n_users_)
+        parts = [
+            self.user_interests(b).mean(axis=1)
+            for b in np.array_split(users, max(1, -(-len(users) // 2048)))
+        ]
+        return np.concatenate(parts).astype(np.float32)
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        return {f"net.{k}": v for k, v in self.net_.state_dict().items()}
+
+    def _load_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.net_ = _ComiRecNet(self.n_items_, self.config).to(self.device)
+        self.net_.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
+        self.net_.eval()

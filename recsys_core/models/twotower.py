@@ -1,0 +1,393 @@
+"""Two-tower retrieval model with side features (user attributes, item content).
+
+Towers, in the spirit of Covington et al. (2016, "Deep Neural Networks for YouTube
+Recommendations": the user is the pooled embedding of the watched items plus attributes) and
+Yi et al. (2019, "Sampling-Bias-Corrected Neural Modeling for Large Corpus Item
+Recommendations", RecSys):
+
+- item tower: ``[id embedding | side features] -> MLP -> L2-normalised vector``, where the side
+  features are the blocks of :func:`recsys_core.data.features.item_feature_blocks` (categories
+  multi-hot, TF-IDF -> SVD of title/text, standardised numerics and a precomputed embedding such
+  as a language model's, when the dataset has one), each L2-normalised per item;
+- user tower: ``[pooled history id embeddings | pooled history side features | user attributes]
+  -> MLP -> L2-normalised vector``; pooling is the mean, or a recency-weighted mean
+  (``0.5^(age / half_life)``, age counted in interactions, newest = 0) when ``pooling="recency"``.
+
+Score = cosine / temperature (Yi et al. 2019, sec. 4: normalised embeddings and a temperature).
+
+Training: every training interaction (u, i) is one example; the user's pooled history leaves
+the target out (otherwise the tower learns to find the target inside its own input). Loss is the
+in-batch softmax with the logQ correction of Yi et al. (2019, eq. 3): the logit of a candidate j
+is ``s(u, j) - log q_j`` with ``q_j`` the probability that j appears in a batch (its share of
+the training interactions), which removes the popularity bias of in-batch negatives. Candidates
+equal to the row's own target item elsewhere in the batch are masked (not false negatives).
+``loss="sampled"`` uses batch-shared negatives from ``pop^neg_alpha`` instead (sampled softmax
+with the same logQ correction, Bengio & Senécal 2008; Jean et al. 2015).
+
+Side features matter for items nobody interacted with: ``id_dropout`` zeroes the id embedding
+of a share of training items so the tower also learns to score from features alone, and items
+without a training interaction are always scored with a zero id embedding (cold items are
+scorable from their features).
+
+User attributes (:func:`recsys_core.data.features.user_feature_matrix`) are known only for the
+training users. ``score_users`` uses them; ``score_history`` describes a user by history only,
+so it gives the attributes as zeros unless ``user_features`` is passed. ``attr_dropout`` zeroes
+the attributes of a share of training rows so the tower serves both cases (fold-in users, masked
+histories in explanations). Defaults: 64-d vectors, temperature 0.05 and batch 1024 (Yi et al.
+2019 tune temperatures around 0.05), Adam lr 1e-3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from recsys_core.balance import ips_weights, split_by_threshold
+from recsys_core.config import param
+from recsys_core.data.features import item_feature_blocks, user_feature_matrix
+from recsys_core.data.interactions import Interactions, Sequences
+from recsys_core.errors import DataError
+from recsys_core.models.base import ProgressFn, Recommender
+from recsys_core.training.sequences import shared_negatives_for
+from recsys_core.training.trainer import TrainConfig, make_generator, train_loop
+
+POOLINGS = ("mean", "recency")
+LOSSES = ("in_batch", "sampled")
+BLOCKS = ("categories", "text", "numeric", "embedding")
+
+
+@dataclass(frozen=True)
+class TwoTowerConfig(TrainConfig):
+    """Two-tower hyperparameters (defaults: Yi et al. 2019; Covington et al. 2016)."""
+
+    dim: int = param(64, "output vector size of both towers", low=2, high=4096)
+    hidden: int = param(256, "hidden layer width of both tower MLPs", low=2, high=16384)
+    dropout: float = param(0.1, "dropout inside the tower MLPs", low=0.0, high=0.9)
+    temperature: float = param(
+        0.05, "softmax temperature on the cosine (Yi et al. 2019)", low=1e-3, high=10.0, log=True
+    )
+    loss: str = param(
+        "in_batch", "in-batch softmax or batch-shared sampled softmax", choices=LOSSES
+    )
+    logq: bool = param(True, "logQ popularity correction of the negatives (Yi et al. 2019)")
+    n_sampled: int = param(1024, "shared negatives per batch when loss=sampled", low=1)
+    pooling: str = param("mean", "history pooling of the user tower", choices=POOLINGS)
+    half_life: float = param(
+        20.0, "recency pooling: weight halves every this many interactions", low=0.1, high=1e6
+    )
+    use_item_features: bool = param(True, "feed item side features to both towers")
+    use_user_features: bool = param(True, "feed user attributes to the user tower")
+    text_dims: int = param(64, "SVD dimensions of the item text block", low=1, high=1024)
+    id_dropout: float = param(
+        0.1, "share of items trained without their id embedding (cold start)", low=0.0, high=1.0
+    )
+    attr_dropout: float = param(
+        0.5, "share of training rows without user attributes (fold-in users)", low=0.0, high=1.0
+    )
+    epochs: int = param(50, "maximum number of passes over the interactions", low=1, high=10_000)
+    batch_size: int = param(1024, "interactions per step (= in-batch negatives)", low=2)
+    weight_decay: float = param(0.0, "L2 / decoupled weight decay", low=0.0, high=1.0)
+
+
+def _mlp(d_in: int, hidden: int, d_out: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(d_in, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, d_out)
+    )
+
+
+class _TwoTowerNet(nn.Module):
+    """Both towers; the item features and user attributes are fixed buffers."""
+
+    def __init__(
+        self,
+        n_items: int,
+        item_features: torch.Tensor,
+        user_features: torch.Tensor,
+        cfg: TwoTowerConfig,
+    ) -> None:
+        super().__init__()
+        d = cfg.dim
+        self.register_buffer("item_features", item_features)  # [n_items, F]
+        self.register_buffer("user_features", user_features)  # [n_users, A]
+        self.item_ids = nn.Embedding(n_items, d)
+        self.history_ids = nn.Embedding(n_items, d)  # the user tower's own item table
+        n_feat, n_attr = item_features.shape[1], user_features.shape[1]
+        self.item_mlp = _mlp(d + n_feat, cfg.hidden, d, cfg.dropout)
+        self.user_mlp = _mlp(d + n_feat + n_attr, cfg.hidden, d, cfg.dropout)
+        nn.init.normal_(self.item_ids.weight, std=d**-0.5)
+        nn.init.normal_(self.history_ids.weight, std=d**-0.5)
+
+    def history_table(self) -> torch.Tensor:
+        """[n_items, d + F] what the user tower pools per history item."""
+        return torch.cat([self.history_ids.weight, self.item_features], dim=1)
+
+    def items(self, index: torch.Tensor, id_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """[len(index), d] unit item vectors; ``id_keep`` [len(index)] zeroes id embeddings."""
+        ids = self.item_ids(index)
+        if id_keep is not None:
+            ids = ids * id_keep[:, None]
+        x = torch.cat([ids, self.item_features[index]], dim=1)
+        return nn.functional.normalize(self.item_mlp(x), dim=1)
+
+    def users(self, pooled: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
+        """[b, d] unit user vectors from pooled history [b, d + F] and attributes [b, A]."""
+        return nn.functional.normalize(self.user_mlp(torch.cat([pooled, attrs], dim=1)), dim=1)
+
+
+class TwoTower(Recommender):
+    """Two-tower model with side features, in-batch softmax and logQ correction."""
+
+    name = "twotower"
+    family = "hybrid"
+    Config = TwoTowerConfig
+    honours_balance = frozenset({"ips_beta", "positive_threshold", "neg_sampler", "n_negatives"})
+
+    def __init__(self, config=None, *, device="auto", seed=0, balance=None):  # noqa: D107
+        super().__init__(config, device=device, seed=seed, balance=balance)
+        # only recency pooling reads the time order of a history
+        self.uses_sequences = self.config.pooling == "recency"
+
+    # ----- features --------------------------------------------------------------------------
+    def _item_features(self, train: Interactions) -> np.ndarray:
+        if not self.config.use_item_features:
+            return np.zeros((train.n_items, 0), dtype=np.float32)
+        blocks = item_feature_blocks(train, text_dims=self.config.text_dims, seed=self.seed)
+        parts = [blocks[b] for b in BLOCKS if b in blocks]
+        if not parts:  # no item table: the item tower is an id embedding through an MLP
+            return np.zeros((train.n_items, 0), dtype=np.float32)
+        # unit rows per block: no block dominates by its scale (same as the content model)
+        parts = [p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12) for p in parts]
+        return np.hstack(parts).astype(np.float32)
+
+    def _user_features(self, train: Interactions) -> np.ndarray:
+        if not self.config.use_user_features:
+            return np.zeros((train.n_users, 0), dtype=np.float32)
+        return user_feature_matrix(train).astype(np.float32)
+
+    # ----- pooling ---------------------------------------------------------------------------
+    def _pool_weights(self, history: sp.csr_matrix, sequences: Sequences | None) -> sp.csr_matrix:
+        """Per-(row, item) pooling weights (not normalised): 1, or 0.5^(age / half_life)."""
+        if self.config.pooling != "recency" or sequences is None:
+            h = sp.csr_matrix(history, dtype=np.float32, copy=True)
+            h.data[:] = 1.0
+            return h
+        lengths = sequences.lengths
+        rows = np.repeat(np.arange(len(lengths)), lengths)
+        age = np.repeat(sequences.indptr[1:], lengths) - 1 - np.arange(len(sequences.items))
+        weight = np.power(0.5, age / self.config.half_life).astype(np.float32)
+        m = sp.csr_matrix((weight, (rows, sequences.items)), shape=(len(lengths), self.n_items_))
+        m.sum_duplicates()  # a re-consumed item counts with all its occurrences
+        return m
+
+    def _pooled(self, weights: sp.csr_matrix, table: torch.Tensor) -> torch.Tensor:
+        """Weighted mean [b, d + F] of ``table`` rows (zero for an empty history)."""
+        total = torch.as_tensor(
+            np.asarray(weights.sum(axis=1)).ravel(), dtype=torch.float32, device=self.device
+        )
+        return _bag_sum(weights, table, self.device) / total.clamp_min(1e-12)[:, None]
+
+    # ----- training --------------------------------------------------------------------------
+    def _fit(self, train: Interactions, valid: Interactions | None, progress: ProgressFn) -> None:
+        cfg: TwoTowerConfig = self.config
+        positives, _ = split_by_threshold(train, self.balance.positive_threshold)
+        if positives.nnz == 0:
+            raise DataError(
+                "two-tower: the training data has no positive interaction",
+                where="model 'twotower'",
+                fix="train on a split with interactions (or lower positive_threshold)",
+            )
+        item_feat = torch.as_tensor(self._item_features(train), device=self.device)
+        user_feat = torch.as_tensor(self._user_features(train), device=self.device)
+        self.net_ = _TwoTowerNet(self.n_items_, item_feat, user_feat, cfg).to(self.device)
+        net = self.net_
+        popularity = positives.item_popularity
+        self.trained_items_ = torch.as_tensor(popularity > 0, device=self.device)
+        weights = self._pool_weights(
+            positives.binary, positives.sequences if self.uses_sequences else None
+        ).tocsr()
+        weights.sort_indices()
+        coo = weights.tocoo()
+        # the examples are the nonzeros of the pooling matrix: (user, item, own pooling weight)
+        ex_users = torch.as_tensor(coo.row.astype(np.int64), device=self.device)
+        ex_items = torch.as_tensor(coo.col.astype(np.int64), device=self.device)
+        ex_w = torch.as_tensor(coo.data.astype(np.float32), device=self.device)
+        row_total = torch.as_tensor(
+            np.asarray(weights.sum(axis=1)).ravel(), dtype=torch.float32, device=self.device
+        )
+        ex_users_np = coo.row.astype(np.int64)
+        # q_j: probability that item j is a batch candidate (Yi et al. 2019, eq. 3)
+        counts = np.bincount(coo.col, minlength=self.n_items_).astype(np.float64)
+        log_q = torch.as_tensor(
+            np.log(np.maximum(counts, 1.0) / counts.sum()), dtype=torch.float32, device=self.device
+        )
+        ips = (
+            torch.as_tensor(ips_weights(popularity, self.balance.ips_beta), device=self.device)
+            if self.balance.ips_beta > 0
+            else None
+        )
+        negatives = shared_negatives_for(self, popularity, cfg.loss == "sampled", cfg.n_sampled)
+        if negatives is not None:
+            neg_log_q = torch.log(negatives.probs.clamp_min(1e-12))
+        gen = make_generator(self.device, self.seed)
+        n = len(ex_users)
+
+        def batches(_epoch: int):
+            perm = torch.randperm(n, generator=gen, device=gen.device).to(self.device)
+            yield from torch.split(perm, cfg.batch_size)
+
+        def step(idx: torch.Tensor) -> torch.Tensor:
+            users, items, own = ex_users[idx], ex_items[idx], ex_w[idx]
+            table = net.history_table()
+            # the batch's pooling rows, gathered on the host (scipy row slicing is O(nnz))
+            rows = weights[ex_users_np[idx.cpu().numpy()]]
+            summed = _bag_sum(rows, table, self.device) - own[:, None] * table[items]
+            total = (row_total[users] - own).clamp_min(1e-12)
+            pooled = summed / total[:, None]  # the target itself is left out of its history
+            attrs = net.user_features[users]
+            if cfg.attr_dropout > 0 and attrs.shape[1]:
+                keep = torch.rand(len(users), device=self.device, generator=gen) >= cfg.attr_dropout
+                attrs = attrs * keep[:, None]
+            u = net.users(pooled, attrs)
+            if negatives is None:
+                cand = items
+                id_keep = None
+                if cfg.id_dropout > 0:
+                    id_keep = (
+                        torch.rand(len(items), device=self.device, generator=gen) >= cfg.id_dropout
+                    ).float()
+                v = net.items(cand, id_keep)
+                logits = (u @ v.T) / cfg.temperature
+                if cfg.logq:
+                    logits = logits - log_q[cand][None, :]
+                same = items[:, None] == cand[None, :]
+                same.fill_diagonal_(False)  # a repeated target elsewhere is not a negative
+                logits = logits.masked_fill(same, float("-inf"))
+                target = torch.arange(len(items), device=self.device)
+                loss = nn.functional.cross_entropy(logits, target, reduction="none")
+            else:
+                negs = negatives.draw()
+                v_pos = net.items(items)
+                v_neg = net.items(negs)
+                pos = (u * v_pos).sum(dim=1, keepdim=True) / cfg.temperature
+                neg = (u @ v_neg.T) / cfg.temperature
+                if cfg.logq:
+                    neg = neg - neg_log_q[negs][None, :]
+                neg = neg.masked_fill(negs[None, :] == items[:, None], float("-inf"))
+                loss = -torch.log_softmax(torch.cat([pos, neg], dim=1), dim=1)[:, 0]
+            if ips is not None:
+                loss = loss * ips[items]
+            return loss.mean()
+
+        train_loop(
+            self,
+            net,
+            cfg,
+            epoch_batches=batches,
+            step_loss=step,
+            train=train,
+            valid=valid,
+            progress=progress,
+            before_eval=self._refresh_items,
+            n_batches=-(-n // cfg.batch_size),
+        )
+        self._refresh_items()
+
+    def _refresh_items(self) -> None:
+        """Cache every item's vector (cold items from features alone) for scoring."""
+        net = self.net_
+        net.eval()
+        with torch.no_grad():
+            index = torch.arange(self.n_items_, device=self.device)
+            self.item_vectors_ = net.items(index, self.trained_items_.float())
+
+    # ----- scoring ---------------------------------------------------------------------------
+    def _user_vectors(
+        self,
+        history: sp.csr_matrix,
+        sequences: Sequences | None,
+        user_features: np.ndarray | torch.Tensor | None,
+    ) -> torch.Tensor:
+        net = self.net_
+        net.eval()
+        with torch.no_grad():
+            pooled = self._pooled(self._pool_weights(history, sequences), net.history_table())
+            n_attr = net.user_features.shape[1]
+            if user_features is None:
+                attrs = torch.zeros((history.shape[0], n_attr), device=self.device)
+            else:
+                attrs = torch.as_tensor(user_features, dtype=torch.float32, device=self.device)
+                if attrs.shape != (history.shape[0], n_attr):
+                    raise DataError(
+                        f"two-tower: user_features has shape {tuple(attrs.shape)}, expected "
+                        f"({history.shape[0]}, {n_attr})",
+                        where="TwoTower.score_history",
+                        fix="pass one row of user_feature_matrix(train) per history row",
+                    )
+            return net.users(pooled, attrs)
+
+    def score_history(
+        self,
+        history: sp.csr_matrix,
+        sequences: Sequences | None = None,
+        *,
+        user_features: np.ndarray | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Cosine scores [batch, n_items]; user attributes are zeros unless given [batch, A]."""
+        self._check_fitted()
+        u = self._user_vectors(history, sequences, user_features)
+        return (u @ self.item_vectors_.T).float()
+
+    def score_users(self, users: np.ndarray) -> torch.Tensor:
+        """Scores [len(users), n_items] of training users, with their attributes."""
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        seqs = self.sequences_.rows(users) if self.sequences_ is not None else None
+        attrs = self.net_.user_features[torch.as_tensor(users, device=self.device)]
+        return self.score_history(self.history_[users], seqs, user_features=attrs)
+
+    def item_embeddings(self) -> np.ndarray | None:
+        return self.item_vectors_.detach().float().cpu().numpy()
+
+    def user_embeddings(self) -> np.ndarray | None:
+        users = np.arange(self.n_users_)
+        out = []
+        for batch in np.array_split(users, max(1, -(-len(users) // 2048))):
+            seqs = self.sequences_.rows(batch) if self.sequences_ is not None else None
+            attrs = self.net_.user_features[torch.as_tensor(batch, device=self.device)]
+            out.append(self._user_vectors(self.history_[batch], seqs, attrs).cpu().numpy())
+        return np.concatenate(out).astype(np.float32)
+
+    # ----- persistence -----------------------------------------------------------------------
+    def _state(self) -> dict[str, torch.Tensor]:
+        state = {f"net.{k}": v for k, v in self.net_.state_dict().items()}
+        state["trained_items"] = self.trained_items_
+        return state
+
+    def _load_state(self, state: dict[str, torch.Tensor]) -> None:
+        net_state = {k[4:]: v for k, v in state.items() if k.startswith("net.")}
+        self.net_ = _TwoTowerNet(
+            self.n_items_, net_state["item_features"], net_state["user_features"], self.config
+        ).to(self.device)
+        self.net_.load_state_dict(net_state)
+        self.trained_items_ = state["trained_items"].to(self.device)
+        self._refresh_items()
+
+
+def _bag_sum(weights: sp.csr_matrix, table: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``weights @ table`` [b, d] for a sparse [b, n_items] batch, as one weighted embedding bag.
+
+    ``embedding_bag`` gathers and sums in one kernel and its backward is a dense scatter-add,
+    far cheaper than autograd through a sparse matrix product.
+    """
+    weights = weights.tocsr()
+    return nn.functional.embedding_bag(
+        torch.as_tensor(weights.indices.astype(np.int64), device=device),
+        table,
+        torch.as_tensor(weights.indptr[:-1].astype(np.int64), device=device),
+        mode="sum",
+        per_sample_weights=torch.as_tensor(weights.data.astype(np.float32), device=device),
+    )
