@@ -152,6 +152,9 @@ def test_cancel_queued_is_immediate_and_retry_links(workspace, dataset):
         api.retry(workspace, new_id)
     with pytest.raises(NotFoundError, match="no run"):
         api.get_run(workspace, "r-missing")
+    assert api.status(workspace, new_id) == "queued"
+    with pytest.raises(NotFoundError, match="no run"):
+        api.status(workspace, "r-missing")
 
 
 def test_claims_are_exclusive_under_contention(workspace, dataset):

@@ -170,6 +170,17 @@ def get_run(ws: Workspace, run_id: str) -> RunRecord:
         return store.fetch_run(conn, run_id)
 
 
+def status(ws: Workspace, run_id: str) -> str:
+    """Just the run's status (one indexed read; for polling loops)."""
+    current = store.run_status(ws, run_id)
+    if current is None:
+        raise NotFoundError(
+            f"no run with id {run_id!r} in this workspace; "
+            "list runs with `python -m recsys_core runs list`"
+        )
+    return current
+
+
 def list_runs(
     ws: Workspace,
     *,
