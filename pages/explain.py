@@ -46,7 +46,7 @@ def _run_label(record) -> str:  # noqa: ANN001 - a RunRecord
     return f"{record.spec.label or record.spec.model} · {record.id}"
 
 
-st.title("💡 Explain")
+st.title("Explain")
 st.markdown(
     "Why was this item recommended to this user? Shapley attributions of the real model's "
     "score over the user's history, checked for efficiency and for faithfulness."
@@ -81,7 +81,7 @@ if not len(pool):
     st.info(f"No {segment} test user in this split; pick another segment.")
     st.stop()
 search = mid.text_input("Search a user by id", key="explain.search", placeholder="e.g. 42")
-if right.button("🎲 Random user", key="explain.random"):
+if right.button("Random user", key="explain.random", icon=":material/casino:"):
     st.session_state["explain.user"] = str(np.random.default_rng().choice(pool))
 user = None
 with ui.guard("finding the user"):
@@ -108,7 +108,7 @@ c1, c2 = st.columns(2)
 c1.markdown(f"**History** ({len(history)} items, oldest first)")
 c1.dataframe(history, hide_index=True, height=260)
 c2.markdown(f"**Top {k}** for this history, and the held-out test items")
-recs_view = recs.assign(test=np.where(recs["item_index"].isin(held["item_index"]), "✅ hit", ""))
+recs_view = recs.assign(test=np.where(recs["item_index"].isin(held["item_index"]), "hit", ""))
 c2.dataframe(recs_view.drop(columns="item_index"), hide_index=True, height=180)
 c2.dataframe(held.drop(columns="item_index"), hide_index=True, height=120)
 
@@ -164,7 +164,7 @@ m1.metric("Score", f"{exp['score']:.4g}", help="the model's real score of the it
 m2.metric("Rank", exp["rank"], help="among items the user has not seen")
 m3.metric("Base value", f"{exp['base_value']:.4g}", help="output with an empty history")
 m4.metric(
-    "Efficiency", "✅ holds" if exp["efficient"] else "❌ fails",
+    "Efficiency", "holds" if exp["efficient"] else "fails",
     help=f"|base + Σ attributions − output| = {exp['efficiency_gap']:.2g} "
     f"(tolerance {exp['tolerance']:.2g}); {exp['method']} Shapley, {exp['seconds']:.2f} s",
 )  # fmt: skip
@@ -181,7 +181,7 @@ st.caption(
     "item up, red bars pull it down; the bars add up exactly to the output."
 )
 for note in exp["notes"]:
-    st.caption(f"ℹ️ {note}")
+    st.caption(f"Note: {note}")
 g1, g2 = st.columns(2)
 g1.plotly_chart(deletion_curve(exp), key="explain.deletion")
 g1.caption(
@@ -199,12 +199,12 @@ if heat is not None:
 d1, d2 = st.columns(2)
 name = f"explain_{run_id}_{exp['user_id']}_{exp['item_id']}"
 d1.download_button(
-    "⬇️ Explanation (JSON)", json.dumps(exp, indent=2), f"{name}.json", "application/json",
-    key="explain.download_json",
+    "Explanation (JSON)", json.dumps(exp, indent=2), f"{name}.json", "application/json",
+    key="explain.download_json", icon=":material/download:",
 )  # fmt: skip
 d2.download_button(
-    "⬇️ Figure (HTML)", fig.to_html(include_plotlyjs="cdn"), f"{name}.html", "text/html",
-    key="explain.download_html",
+    "Figure (HTML)", fig.to_html(include_plotlyjs="cdn"), f"{name}.html", "text/html",
+    key="explain.download_html", icon=":material/download:",
 )  # fmt: skip
 
 # ----- counterfactual -------------------------------------------------------------------------
