@@ -134,11 +134,23 @@ def step_compare_both_in_table(walk: Walk) -> None:
     walk.shot("compare")
 
 
+def step_explain_a_recommendation(walk: Walk) -> None:
+    walk.goto_page("Explain")
+    walk.text("Recommended item to explain")
+    walk.text("Recommended because")  # the plain-language sentence of a real explanation
+    walk.text("Efficiency")
+    assert walk.page.get_by_text("holds", exact=True).count() >= 1  # base + Σ = score checked
+    walk.page.locator(".js-plotly-plot").first.wait_for(timeout=PATIENCE * 1000)
+    walk.no_exception()
+    walk.shot("explain")
+
+
 STEPS: list[Callable[[Walk], None]] = [
     step_home_load_sample,
     step_data_health,
     step_train_ease_and_itemknn,
     step_compare_both_in_table,
+    step_explain_a_recommendation,
     # Embeddings, Explain and Balance steps are appended here by their owners.
 ]
 
