@@ -220,9 +220,12 @@ def test_worker_runs_cancels_and_fails_in_children(served):
     assert records[ok].status == "done", records[ok].error
     assert 0 < RunArtifacts(ws, ok).metrics()["aggregate"]["ndcg@10"] <= 1
 
-    for rid, how in ((coop, "cancelled by request"), (hung, "stopped by force")):
+    # the slow run stopped itself between epochs; the hung one had to be killed
+    assert records[coop].error == "cancelled by request"
+    assert records[hung].error == "cancelled by request (stopped by force)"
+    for rid, how in ((coop, "cooperative"), (hung, "forced")):
         record = records[rid]
-        assert record.status == "cancelled" and how in record.error
+        assert record.status == "cancelled"
         bound = record.finished_at - _cancel_requested(ws, rid)
         print(f"cancel of {rid} ({how}) took {bound:.2f} s")  # quoted in the report
         assert bound < 10.0  # the design bound is 2 s; loose here, the machine is shared
