@@ -225,11 +225,16 @@ def make_run(ws, model: str, config: dict | None = None, dataset: str | None = N
     return run_id
 
 
-@pytest.fixture()
-def runs(workspace):
-    ials = make_run(workspace, "ials", {"factors": 16, "iterations": 4})
-    knn = make_run(workspace, "itemknn")
-    return workspace, ials, knn
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """An iALS run (embeddings) and an ItemKNN run (similarity) shared by the module's tests;
+    each test uses its own map options, so every cache entry starts empty."""
+    from recsys_core.workspace import Workspace
+
+    ws = Workspace(tmp_path_factory.mktemp("maps") / "ws").ensure()
+    ials = make_run(ws, "ials", {"factors": 16, "iterations": 4})
+    knn = make_run(ws, "itemknn")
+    return ws, ials, knn
 
 
 def test_run_map_is_cached_and_second_call_does_no_umap_work(runs, monkeypatch):
@@ -341,3 +346,14 @@ def test_cli_writes_coordinates_and_prints_faithfulness(runs, tmp_path, capsys):
     assert "k-NN preservation@10" in text and "cached" in text
     assert main(["--workspace", str(ws.root), "embed", "r-nope"]) == 2
     assert "r-nope" in capsys.readouterr().err
+
+
+def test_bench_command_reports_seconds_and_faithfulness(capsys):
+    from recsys_core.cli.main import main
+
+    assert main(["embed-bench", "--n", "300", "--dim", "8", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["n_points"] == 300 and figures["dim"] == 8
+    assert figures["cpu_seconds"] > 0 and figures["seconds"] > 0
+    faith = figures["faithfulness"]
+    assert faith["knn_preservation@10"] > 5 * faith["random_baseline@10"]
