@@ -443,3 +443,36 @@ def test_cli_explain(finished, capsys):
         main(["--workspace", str(ws.root), "explain", queued, "--user", "u1", "--item", "i1"]) == 2
     )
     assert "is queued" in capsys.readouterr().err
+
+
+# ----- figures ---------------------------------------------------------------------------------
+def test_figures_follow_the_explanation(synthetic):
+    from recsys_core.viz.explain import attention_heatmap, deletion_curve, waterfall
+
+    model = _fit(RecencyCooc, synthetic)
+    user = _user_with_history(synthetic, 20, 40)
+    exp = explain(model, synthetic, user, _top_item(model, user), n_random=4).to_dict()
+    fig = waterfall(exp, max_rows=5)
+    bars = fig.data[0]
+    assert list(bars.measure) == ["absolute"] + ["relative"] * 6 + ["total"]
+    assert bars.y[6] == f"{len(exp['features']) - 5} other features"
+    # the relative bars add up from the base value to the output (efficiency, drawn)
+    assert bars.x[0] + sum(bars.x[1:7]) == pytest.approx(exp["output"], abs=1e-4)
+    curve = deletion_curve(exp)
+    assert len(curve.data) == 2 and len(curve.data[0].y) == len(exp["features"]) + 1
+    heat = attention_heatmap(exp)
+    assert heat is not None and heat.data[0].z.shape == (2, len(exp["history"]))
+    assert "attention (not attribution)" in heat.data[0].y
+    plain = explain(_fit(Cooc, synthetic), synthetic, user, exp["item"], n_random=0).to_dict()
+    assert attention_heatmap(plain) is None
+
+
+@pytest.mark.skipif("sasrec" not in MODELS, reason="SASRec is not registered")
+def test_sasrec_attention_is_reported_beside_attribution(small_synthetic):
+    model = _short(MODELS["sasrec"]).fit(small_synthetic)
+    user = _user_with_history(small_synthetic, 5, 6)
+    exp = explain(model, small_synthetic, user, _top_item(model, user), n_random=2)
+    assert exp.efficient
+    assert exp.attention is not None and exp.attention.shape == (len(exp.history),)
+    assert np.isfinite(exp.attention).all() and exp.attention.min() >= 0
+    assert exp.attention_spearman is None or -1 <= exp.attention_spearman <= 1
