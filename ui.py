@@ -49,9 +49,33 @@ def init_session() -> None:
 
 
 def workspace() -> Workspace:
-    """The session's workspace, created and migrated on first use."""
+    """The session's workspace, created and migrated on first use.
+
+    Every page calls this first, so it also makes sure the router ran (see
+    :func:`ensure_router`).
+    """
+    ensure_router()
     root = st.session_state.get(KEY_WORKSPACE) or os.environ.get(ENV_HOME) or "workspace"
     return _workspace(str(root))
+
+
+def ensure_router() -> None:
+    """Rerun through ``app.py`` when Streamlit ran a page file on its own.
+
+    With a ``pages/`` folder next to ``app.py``, a fresh server starts in Streamlit's legacy
+    folder mode: a first request for a deep link (``/train``, e.g. a tab restored after a
+    server restart) runs ``pages/train.py`` alone, without the router's sidebar and session
+    defaults, and keeps the legacy page list. ``st.navigation`` switches the process to router
+    mode for good, but only once ``app.py`` runs; setting that switch here and rerunning gets
+    the same page back, routed.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without the legacy mode
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 @st.cache_resource(show_spinner=False)
@@ -129,6 +153,14 @@ def run_per_user(root: str, run_id: str) -> pd.DataFrame:
     return frame[[c for c in frame.columns if "@" in str(c)]].astype("float64")
 
 
+@st.cache_resource(show_spinner="Rebuilding the split…", max_entries=8)
+def run_split(root: str, run_id: str) -> Any:
+    """The :class:`~recsys_core.split.Split` a finished run was evaluated on (read-only)."""
+    from recsys_core.jobs.artifacts import RunArtifacts
+
+    return RunArtifacts(Workspace(Path(root)), run_id).split()
+
+
 # ----- small widgets -------------------------------------------------------------------------
 def list_datasets() -> list[Any]:
     """Datasets of the session's workspace, newest first (empty on error, error shown)."""
@@ -203,20 +235,11 @@ def datasets_frame(infos: list[Any]) -> pd.DataFrame:
     )
 
 
-def record_time(record: Any, which: str) -> float | None:
-    """``created``/``started``/``finished`` unix time of a run record, whatever it is called."""
-    for name in (which, f"{which}_at"):
-        value = getattr(record, name, None)
-        if value is not None:
-            return float(value)
-    return None
-
-
 def runs_frame(records: list[Any]) -> pd.DataFrame:
     """Run records as a table: status, model, label, dataset, created, device, id."""
     rows = []
     for r in records:
-        created = record_time(r, "created")
+        created = r.created_at
         rows.append(
             {
                 "status": r.status,
