@@ -115,7 +115,7 @@ def _map(run_id: str, what: str, options: emb.MapOptions, *, slot: str) -> emb.M
     return None
 
 
-st.title("🗺️ Embeddings")
+st.title("Embeddings")
 st.markdown(
     "Where a model puts items and users: a UMAP map of its learned vectors, to see its clusters "
     "and long tail, and where a user's history, recommendations and test items sit."

@@ -40,7 +40,7 @@ def test_map_with_a_user_highlighted_and_a_comparison(maps_app):
     at = _page()
     assert not at.exception, at.exception
     assert not _errors(at), _errors(at)
-    assert at.title[0].value == "🗺️ Embeddings"
+    assert at.title[0].value == "Embeddings"
     run = at.selectbox(key="maps.run")
     run.select(ials).run()
     assert not at.exception and not _errors(at), _errors(at)

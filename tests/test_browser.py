@@ -145,12 +145,26 @@ def step_explain_a_recommendation(walk: Walk) -> None:
     walk.shot("explain")
 
 
+def step_embeddings_map_with_a_user(walk: Walk) -> None:
+    walk.goto_page("Embeddings")
+    # The sample's 9.7k-item map is computed by the worker (a "umap" task), then shown.
+    walk.text("k-NN preservation@10")
+    walk.page.locator(".js-plotly-plot").first.wait_for(timeout=PATIENCE * 1000)
+    picker = walk.page.locator('[data-testid="stSelectbox"]').filter(has_text="Highlight a user")
+    picker.click()
+    walk.page.get_by_role("option").nth(1).click()  # the first test user
+    walk.text("history items")  # the caption under the map counts the highlighted markers
+    walk.no_exception()
+    walk.shot("embeddings")
+
+
 STEPS: list[Callable[[Walk], None]] = [
     step_home_load_sample,
     step_data_health,
     step_train_ease_and_itemknn,
     step_compare_both_in_table,
     step_explain_a_recommendation,
+    step_embeddings_map_with_a_user,
     # Embeddings, Explain and Balance steps are appended here by their owners.
 ]
 
@@ -255,6 +269,12 @@ def test_main_path_in_a_real_browser(app_url):
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 860})
             page.set_default_timeout(PATIENCE * 1000)
+            # The first request on a fresh server is a deep link (a tab restored after a server
+            # restart): the page must still come up through the router (its sidebar, its pages).
+            page.goto(f"{url}/data", wait_until="domcontentloaded")
+            nav = page.locator('[data-testid="stSidebarNav"]')
+            nav.get_by_role("link", name="Home", exact=True).wait_for(timeout=PATIENCE * 1000)
+            page.get_by_role("heading", level=1).filter(has_text="Data").wait_for()
             page.goto(url, wait_until="domcontentloaded")
             walk = Walk(page=page, url=url, workspace=workspace)
             for step in STEPS:
