@@ -147,7 +147,7 @@ def step_explain_a_recommendation(walk: Walk) -> None:
 
 def step_embeddings_map_with_a_user(walk: Walk) -> None:
     walk.goto_page("Embeddings")
-    # The sample's 9.7k-item map is computed by the worker (a "umap" task), then shown.
+    # The sample's 3.6k-item map is computed on the page (bigger ones by the worker).
     walk.text("k-NN preservation@10")
     walk.page.locator(".js-plotly-plot").first.wait_for(timeout=PATIENCE * 1000)
     picker = walk.page.locator('[data-testid="stSelectbox"]').filter(has_text="Highlight a user")
