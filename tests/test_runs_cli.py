@@ -63,6 +63,8 @@ def test_submit_run_show_events_and_recommend(workspace, dataset, capsys):
 
     code, out, _ = cli(workspace, capsys, "runs", "list", "--status", "done", "--json")
     assert code == 0 and [r["id"] for r in out] == [run_id]
+    code, text, _ = cli(workspace, capsys, "runs", "list", "--dataset", "tiny")
+    assert code == 0 and run_id in text and "tiny" in text and "most_popular" in text
     code, out, _ = cli(workspace, capsys, "runs", "show", run_id, "--json")
     assert code == 0 and out["status"] == "done" and out["progress"] == 1.0
     assert 0 < out["metrics"]["ndcg@10"] <= 1 and out["spec"]["model"] == "most_popular"

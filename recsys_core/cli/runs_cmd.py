@@ -179,12 +179,13 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from recsys_core.data.store import get_dataset, list_datasets
     from recsys_core.jobs import api
 
     ws = workspace_of(args)
     records = api.list_runs(
         ws,
-        dataset=args.dataset,
+        dataset=get_dataset(ws, args.dataset).id if args.dataset else None,
         status=args.status,
         group=args.group,
         model=args.model,
@@ -196,11 +197,13 @@ def _list(args: argparse.Namespace) -> int:
     if not records:
         print("no runs")
         return 0
-    print(f"{'id':24} {'status':11} {'model':14} {'dataset':16} {'progress':>8} {'device':10}")
+    names = {info.id: info.name for info in list_datasets(ws)}
+    print(f"{'id':24} {'status':11} {'model':14} {'dataset':18} {'progress':>8}  device")
     for r in records:
+        dataset = names.get(r.spec.dataset, r.spec.dataset)[:18]
         print(
-            f"{r.id:24} {r.status:11} {r.spec.model:14} {r.spec.dataset[:16]:16} "
-            f"{r.progress:8.0%} {r.device_used or '-':10}"
+            f"{r.id:24} {r.status:11} {r.spec.model:14} {dataset:18} "
+            f"{r.progress:8.0%}  {r.device_used or '-'}"
         )
     return 0
 
