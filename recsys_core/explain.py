@@ -381,8 +381,8 @@ class _Game:
                 valid = ~torch.isin(top.indices, self.exclude)
                 kth_pos = ((valid.cumsum(dim=1) == self.k) & valid).float().argmax(dim=1)
                 kth = top.values.gather(1, kth_pos[:, None])[:, 0]
-                margins = (own - kth).double().cpu().numpy()
-        return own.double().cpu().numpy(), ranks.astype(np.int64), margins
+                margins = (own - kth).cpu().double().numpy()
+        return own.cpu().double().numpy(), ranks.astype(np.int64), margins
 
 
 def explain(
@@ -816,6 +816,17 @@ def explanation_sentence(exp: Explanation, n_positive: int = 3, n_negative: int 
     pos = [i for i in np.argsort(-a, kind="stable") if a[i] > 1e-6 * scale][:n_positive]
     neg = [i for i in np.argsort(a, kind="stable") if a[i] < -1e-6 * scale][:n_negative]
     head = f"In your top {exp.k}" if exp.target == "rank" else "Recommended"
+    if exp.target == "rank" and exp.output <= 0:
+        # A negative margin: the item is outside the top k, so "because" would mislead.
+        head = f"Not in your top {exp.k} (margin {_fmt(exp.output)})"
+        text = head
+        if pos:
+            names = _join([f"{_phrase(exp.features[i])} ({_fmt(a[i])})" for i in pos])
+            text += f": {names} pushed it up"
+        if neg:
+            names = _join([f"{_phrase(exp.features[i])} ({_fmt(a[i])})" for i in neg])
+            text += f"{';' if pos else ':'} {names} held it back"
+        return text + "."
     if not pos:
         text = (
             f"{head} mostly on its baseline ({_fmt(exp.base_value)}, the score with no "

@@ -254,6 +254,10 @@ def test_rank_target_explains_margin_over_kth(small_synthetic):
     assert exp.output > 0 and exp.rank == 1
     assert exp.efficient
     assert exp.sentence().startswith("In your top 5 because you watched")
+    # an item outside the top 5 gets a negative margin and says so
+    outside = explain(model, small_synthetic, user, int(items[0, 5]), target="rank", k=5)
+    assert outside.output <= 0 and outside.rank == 6 and outside.efficient
+    assert outside.sentence().startswith("Not in your top 5 (margin ")
 
 
 def test_counterfactual_removing_the_cause_drops_the_item():
