@@ -31,7 +31,7 @@ from recsys_core.config import param, validate
 from recsys_core.data.interactions import Interactions, Sequences
 from recsys_core.errors import DataError
 from recsys_core.models.base import ProgressFn, Recommender, csr_to_tensor
-from recsys_core.models.itemknn import popularity_damping
+from recsys_core.models.itemknn import BLOCK_FLOATS, popularity_damping
 
 
 @dataclass(frozen=True)
@@ -132,13 +132,17 @@ def _woodbury_inverse(x: sp.csr_matrix, lam: float, device: torch.device) -> tor
 
 
 def _direct_inverse(x: sp.csr_matrix, lam: float, device: torch.device) -> torch.Tensor:
-    """P = (X^T X + lam I)^-1 by a Cholesky factorisation of the item Gram matrix."""
-    xt = csr_to_tensor(x.T.tocsr(), device) if device.type != "mps" else None
-    if xt is not None:
-        g = torch.sparse.mm(xt, torch.as_tensor(x.toarray(), dtype=torch.float32, device=device))
-    else:
-        xd = torch.as_tensor(x.toarray(), dtype=torch.float32, device=device)
-        g = xd.T @ xd
+    """P = (X^T X + lam I)^-1 by a Cholesky factorisation of the item Gram matrix.
+
+    G = X^T X is accumulated over dense blocks of user rows, so memory stays at the
+    [n_items, n_items] result plus one [block, n_items] slice however many users there are.
+    """
+    n_users, n_items = x.shape
+    g = torch.zeros(n_items, n_items, dtype=torch.float32, device=device)
+    rows = max(1, BLOCK_FLOATS // max(n_items, 1))
+    for start in range(0, n_users, rows):  # blocks of users, not single users
+        xb = torch.as_tensor(x[start : start + rows].toarray(), dtype=torch.float32, device=device)
+        g.addmm_(xb.T, xb)
     g.diagonal().add_(lam)
     chol = torch.linalg.cholesky(g)
     del g
