@@ -260,6 +260,7 @@ def app_url(tmp_path) -> Iterator[tuple[str, Path]]:
     CHROMIUM is None,
     reason="Debian's chromium is not installed (make test installs it: apt-get install chromium)",
 )
+@pytest.mark.timeout(1500)  # the whole walk, training and maps included, on a busy CI
 def test_main_path_in_a_real_browser(app_url):
     from playwright.sync_api import sync_playwright
 
