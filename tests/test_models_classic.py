@@ -17,7 +17,7 @@ import torch
 from recsys_core.balance import BalanceConfig
 from recsys_core.data.interactions import Interactions
 from recsys_core.data.synthetic import SyntheticConfig, make_synthetic
-from recsys_core.errors import ConfigError, DataError
+from recsys_core.errors import Cancelled, ConfigError, DataError
 from recsys_core.models.content import ContentBased, ContentConfig
 from recsys_core.models.ease import EASE, EASEConfig, _direct_inverse, _woodbury_inverse
 from recsys_core.models.ials import IALS, IALSConfig
@@ -282,3 +282,13 @@ def test_content_recency_weights_latest(small_synthetic):
     rec = model.score_history(hist, seqs).numpy()[np.arange(3), latest]
     flat = plain.score_history(hist).numpy()[np.arange(3), latest]
     assert (rec > flat).all()
+
+
+# ----- cancellation -----------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [ItemKNN, EASE, RP3beta, IALS, ContentBased])
+def test_cancelled_propagates_out_of_fit(cls, small_synthetic):
+    def stop(step: int, metrics: dict[str, float]) -> None:
+        raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        cls(device="cpu").fit(small_synthetic, progress=stop)
