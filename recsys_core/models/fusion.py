@@ -98,7 +98,6 @@ class Fusion(Recommender):
 
     # ----- training --------------------------------------------------------------------------
     def _fit(self, train: Interactions, valid: Interactions | None, progress: ProgressFn) -> None:
-        cfg: FusionConfig = self.config
         has_valid = valid is not None and valid.nnz > 0
         if has_valid:
             inner_train, inner_valid = train, valid
@@ -143,7 +142,7 @@ class Fusion(Recommender):
     ) -> tuple[list[Recommender | None], list[bool]]:
         models: list[Recommender | None] = []
         active: list[bool] = []
-        for c, (key, cls) in enumerate(zip(self.config.components, self.component_classes_)):
+        for c, cls in enumerate(self.component_classes_):
             if only is not None and not only[c]:
                 models.append(None)
                 active.append(False)
@@ -159,7 +158,7 @@ class Fusion(Recommender):
             try:
                 model.fit(train, valid=valid, progress=sub_progress)
             except DataError:
-                if key != "content" and not getattr(cls, "family", "") == "content":
+                if cls.family != "content":
                     raise
                 # the side-feature model needs an item table this dataset does not have
                 models.append(None)
@@ -173,7 +172,7 @@ class Fusion(Recommender):
                 where="model 'fusion'",
                 fix="add a collaborative component such as 'ease' to components",
             )
-        self.skipped_ = [k for k, a in zip(self.config.components, active) if not a]
+        self.skipped_ = [k for k, a in zip(self.config.components, active, strict=True) if not a]
         return models, active
 
     def _learn_weights(
@@ -273,7 +272,7 @@ class Fusion(Recommender):
     @property
     def weights(self) -> dict[str, float]:
         """The learned blend weight of every component key (0 for skipped ones)."""
-        return {k: float(w) for k, w in zip(self.config.components, self.weights_)}
+        return {k: float(w) for k, w in zip(self.config.components, self.weights_, strict=True)}
 
     # ----- persistence -----------------------------------------------------------------------
     def _state(self) -> dict[str, torch.Tensor]:
@@ -289,7 +288,9 @@ class Fusion(Recommender):
     def _load_state(self, state: dict[str, torch.Tensor]) -> None:
         self.weights_ = state["weights"].numpy().astype(np.float32)
         self.active_ = state["active"].numpy().astype(bool)
-        self.skipped_ = [k for k, a in zip(self.config.components, self.active_) if not a]
+        self.skipped_ = [
+            k for k, a in zip(self.config.components, self.active_, strict=True) if not a
+        ]
         self.components_ = []
         for c, cls in enumerate(self.component_classes_):
             if not self.active_[c]:
