@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from recsys_core.balance import BalanceConfig
 from recsys_core.config import param, validate
 from recsys_core.data.features import item_feature_blocks
 from recsys_core.data.interactions import Interactions, Sequences
@@ -75,7 +76,14 @@ class ContentBased(Recommender):
     family = "content"
     Config = ContentConfig
 
-    def __init__(self, config=None, *, device="auto", seed=0, balance=None):  # noqa: D107
+    def __init__(
+        self,
+        config: ContentConfig | None = None,
+        *,
+        device: str | torch.device = "auto",
+        seed: int = 0,
+        balance: BalanceConfig | None = None,
+    ) -> None:
         super().__init__(config, device=device, seed=seed, balance=balance)
         # only a recency-weighted profile reads the time order of the history
         self.uses_sequences = self.config.recency_half_life > 0

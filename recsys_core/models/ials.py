@@ -39,6 +39,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from recsys_core.balance import BalanceConfig
 from recsys_core.config import param, validate
 from recsys_core.data.interactions import Interactions, Sequences
 from recsys_core.errors import ConfigError
@@ -101,7 +102,14 @@ class IALS(Recommender):
     Config = IALSConfig
     honours_balance = frozenset({"ips_beta", "neg_sampler"})
 
-    def __init__(self, config=None, *, device="auto", seed=0, balance=None):  # noqa: D107
+    def __init__(
+        self,
+        config: IALSConfig | None = None,
+        *,
+        device: str | torch.device = "auto",
+        seed: int = 0,
+        balance: BalanceConfig | None = None,
+    ) -> None:
         super().__init__(config, device=device, seed=seed, balance=balance)
         if self.balance.neg_sampler not in ("uniform", "popularity"):
             raise ConfigError(
