@@ -14,8 +14,10 @@ from recsys_core.jobs import api
 from recsys_core.split import SplitSpec
 from recsys_core.stats import paired_tests
 from recsys_core.viz.runs import (
+    LOWER_IS_BETTER,
     leaderboard_bars,
     leaderboard_table,
+    metric_base,
     metric_columns,
     per_user_scatter,
     segment_bars,
@@ -112,7 +114,8 @@ metric = st.selectbox(
     index=metrics_available.index(default_metric),
     key="compare.metric",
 )
-best = table.loc[table[metric].idxmax()]
+lower_is_better = metric_base(metric) in LOWER_IS_BETTER  # e.g. average popularity
+best = table.loc[table[metric].idxmin() if lower_is_better else table[metric].idxmax()]
 c1, c2, c3 = st.columns(3)
 c1.metric(f"Best {metric}", f"{best[metric]:.4f}", help=f"{best['label']} ({best['run']})")
 c2.metric("Runs compared", len(table))
@@ -124,7 +127,7 @@ st.subheader("Leaderboard")
 show_ci = st.toggle("Show CI bounds", value=False, key="compare.ci")
 columns = [c for c in table.columns if show_ci or not c.endswith((" lo", " hi"))]
 st.dataframe(
-    table[columns].sort_values(metric, ascending=False),
+    table[columns].sort_values(metric, ascending=lower_is_better),
     hide_index=True,
     width="stretch",
     column_config={c: st.column_config.NumberColumn(format="%.4f") for c in metrics_available}

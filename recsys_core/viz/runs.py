@@ -399,6 +399,7 @@ __all__ = [
     "curves_frame",
     "leaderboard_bars",
     "leaderboard_table",
+    "metric_base",
     "metric_columns",
     "pareto_front",
     "per_user_scatter",
