@@ -11,15 +11,18 @@ from recsys_core.models.base import Recommender
 from recsys_core.models.bpr import BPR
 from recsys_core.models.content import ContentBased
 from recsys_core.models.ease import EASE
+from recsys_core.models.fusion import Fusion
 from recsys_core.models.gru4rec import GRU4Rec
 from recsys_core.models.ials import IALS
 from recsys_core.models.itemknn import ItemKNN
 from recsys_core.models.lightgcn import LightGCN
+from recsys_core.models.multiinterest import MultiInterest
 from recsys_core.models.multvae import MultVAE
 from recsys_core.models.neumf import NeuMF
 from recsys_core.models.popular import MostPopular, Random
 from recsys_core.models.rp3beta import RP3beta
 from recsys_core.models.sasrec import SASRec
+from recsys_core.models.twotower import TwoTower
 
 _ALL: tuple[type[Recommender], ...] = (
     Random,
@@ -35,6 +38,9 @@ _ALL: tuple[type[Recommender], ...] = (
     ContentBased,
     SASRec,
     GRU4Rec,
+    TwoTower,
+    MultiInterest,
+    Fusion,
 )
 
 MODELS: dict[str, type[Recommender]] = {cls.name: cls for cls in _ALL}
