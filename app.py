@@ -28,6 +28,7 @@ PAGES = {
         st.Page("pages/compare.py", title="Compare", icon=":material/leaderboard:"),
         st.Page("pages/explain.py", title="Explain", icon=":material/lightbulb:"),
         st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+        st.Page("pages/balance.py", title="Balance", icon=":material/balance:"),
         # Embeddings, Explain and Balance pages: their owners add one st.Page line each here.
     ],
 }
