@@ -88,3 +88,13 @@ def test_cancel_retry_and_failure_explained(synthetic_ws):
     assert not at.exception
     assert len(at.error) == 1 and at.error[0].value.startswith("failed:")
     assert "Traceback" not in at.error[0].value
+
+
+def test_invalid_hyperparameter_is_refused_with_its_reason(synthetic_ws):
+    at = _train_page()
+    at.multiselect(key="train.models").set_value(["ease", "neumf"]).run()
+    at.text_input(key="train.cfg.neumf.mlp_layers").input("128, lots").run()
+    at.button(key="train.submit").click().run()
+    assert not at.exception
+    assert len(at.error) == 1 and "mlp_layers" in at.error[0].value
+    assert api.list_runs(synthetic_ws) == []  # all or nothing: EASE was not queued either
