@@ -3,6 +3,7 @@ retry, a failure explained)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,29 @@ def test_invalid_hyperparameter_is_refused_with_its_reason(synthetic_ws):
     assert not at.exception
     assert len(at.error) == 1 and "mlp_layers" in at.error[0].value
     assert api.list_runs(synthetic_ws) == []  # all or nothing: EASE was not queued either
+
+
+def test_running_run_shows_progress_eta_and_live_curves(synthetic_ws):
+    from recsys_core.jobs import store
+    from recsys_core.jobs.spec import RunSpec
+
+    run_id = api.submit(synthetic_ws, RunSpec(dataset="synthetic", model="bpr"))
+    assert store.claim_specific(synthetic_ws, run_id, "test-worker", "cpu")
+    events = [
+        {
+            "ts": 1.0 + e,
+            "step": e,
+            "metrics": {"epoch": e, "loss": 1.0 / e, "valid_ndcg@10": 0.1 * e},
+        }
+        for e in (1, 2, 3)
+    ]
+    store.add_events(synthetic_ws, run_id, events, progress=0.3, eta=20.0)
+    at = _train_page()
+    assert not at.exception
+    (bar,) = at.get("progress")
+    assert bar.proto.value == 30 and "ETA 20 s" in bar.proto.text
+    (chart,) = at.get("plotly_chart")
+    traces = json.loads(chart.proto.spec)["data"]
+    assert {t["name"] for t in traces} == {"loss", "valid_ndcg@10"}
+    at.button(key=f"train.cancel.{run_id}").click().run()
+    assert api.get_run(synthetic_ws, run_id).status == "cancelling"  # the worker finishes it
