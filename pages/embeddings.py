@@ -100,6 +100,11 @@ def _map(run_id: str, what: str, options: emb.MapOptions, *, slot: str) -> emb.M
         f"{size:,} {what} is a big map: the worker computes it in the background "
         f"({slot}); it appears here when ready, and is cached for next time."
     )
+    if not api.worker_alive(ws):
+        st.warning(
+            "No worker is running, so the map job waits in the queue. Fix: start one with "
+            "`python -m recsys_core worker` (or `make run`)."
+        )
 
     @st.fragment(run_every=2)
     def _poll() -> None:
@@ -163,6 +168,7 @@ test_users = np.asarray(split.test_users)[:USER_CHOICES]
 user_ids = [str(u) for u in data.user_ids[test_users]]
 user_choice = k2.selectbox(
     "Highlight a user", [NO_USER, *user_ids], key="maps.user",
+    format_func=lambda u: u if u == NO_USER else f"user {u}",
     help="a test user of this run: their history, top-10 and held-out items on the item map",
 )  # fmt: skip
 query = k3.text_input("Search an item by title", key="maps.search", placeholder="e.g. Toy Story")

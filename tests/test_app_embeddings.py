@@ -52,11 +52,12 @@ def test_map_with_a_user_highlighted_and_a_comparison(maps_app):
 
     # a user: history, recommendations and test items get their own markers
     user = at.selectbox(key="maps.user")
-    user.select(user.options[1]).run()
+    picked = user.options[1].removeprefix("user ")
+    user.select(picked).run()
     assert not at.exception and not _errors(at), _errors(at)
     names = {t.get("name") for t in _traces(at)}
     assert {"history", "recommended", "test (held out)"} <= names
-    assert any(c.value.startswith(f"User {user.options[1]}:") for c in at.caption)
+    assert any(c.value.startswith(f"User {picked}:") for c in at.caption)
 
     # colour by popularity bucket, search an item, compare with the ItemKNN run
     at.selectbox(key="maps.colour").select("popularity bucket").run()
@@ -87,6 +88,7 @@ def test_big_map_goes_to_the_worker(maps_app, monkeypatch):
     at.selectbox(key="maps.run").select(knn).run()
     assert not at.exception and not _errors(at), _errors(at)
     assert any("computes it in the background" in i.value for i in at.info)
+    assert any("No worker is running" in w.value for w in at.warning)
     tasks = api.list_tasks(ws, kind="umap")
     assert len(tasks) == 1 and tasks[0].payload["run_id"] == knn
     # what the worker would do, then the page finds the cached map
