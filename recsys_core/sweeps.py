@@ -322,7 +322,8 @@ def collect_sweep(ws: Workspace, group: str) -> pd.DataFrame:
             "`python -m recsys_core runs list --json` (field spec.group)"
         )
     defaults = {spec.name: spec.default for spec in describe(BalanceConfig)}
-    options = list(dict.fromkeys(k for r in runs for k in r.spec.balance))
+    used = {k for r in runs for k in r.spec.balance}
+    options = [name for name in defaults if name in used]  # BalanceConfig field order
     rows = []
     for record in runs:
         row: dict[str, Any] = {
