@@ -8,8 +8,9 @@ mini-batches rather than Rendle's per-triple SGD (as RecBole, Cornac and LightFM
 much faster on a vectorised device. An item bias is included as in Rendle's MyMediaLite BPRMF.
 
 Fold-in (``score_history``): a new history gets its user vector by weighted least squares on
-the fixed item vectors (:mod:`recsys_core.training.foldin`); training users use their learned
-vectors (``score_users``).
+the fixed item vectors (:mod:`recsys_core.training.foldin`), scaled by one constant calibrated
+after training so folded-in scores sit on the trained users' scale; training users use their
+learned vectors (``score_users``), so the two agree in ranking closely but not exactly.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from recsys_core.balance import prepare_training
 from recsys_core.config import param
 from recsys_core.data.interactions import Interactions, Sequences
 from recsys_core.models.base import ProgressFn, Recommender
-from recsys_core.training.foldin import least_squares_foldin
+from recsys_core.training.foldin import calibrate_foldin_scale, least_squares_foldin
 from recsys_core.training.losses import bpr_loss
 from recsys_core.training.pairwise import PairBatch, PairwiseData
 from recsys_core.training.trainer import TrainConfig, make_generator, train_loop
@@ -122,6 +123,11 @@ class BPR(Recommender):
             progress=progress,
             n_batches=pairs.n_batches,
         )
+        with torch.no_grad():
+            scale = calibrate_foldin_scale(
+                module.item.weight, module.user.weight, self.history_, reg=cfg.foldin_reg
+            )
+        self.foldin_scale_ = scale if scale > 0 else 1.0
 
     # ----- scoring -------------------------------------------------------------------------
     def score_users(self, users: np.ndarray) -> torch.Tensor:
@@ -138,7 +144,7 @@ class BPR(Recommender):
         with torch.no_grad():
             item = self.module_.item.weight.detach()
             u = least_squares_foldin(item, history, reg=self.config.foldin_reg)
-            return u @ item.T + self.module_.bias.weight.T
+            return self.foldin_scale_ * (u @ item.T) + self.module_.bias.weight.T
 
     def item_embeddings(self) -> np.ndarray | None:
         return self.module_.item.weight.detach().float().cpu().numpy()
@@ -148,7 +154,9 @@ class BPR(Recommender):
 
     # ----- persistence ---------------------------------------------------------------------
     def _state(self) -> dict[str, torch.Tensor]:
-        return {f"module.{k}": v for k, v in self.module_.state_dict().items()}
+        state = {f"module.{k}": v for k, v in self.module_.state_dict().items()}
+        state["foldin_scale"] = torch.tensor(self.foldin_scale_)
+        return state
 
     def _load_state(self, state: dict[str, torch.Tensor]) -> None:
         cfg: BPRConfig = self.config
@@ -157,6 +165,7 @@ class BPR(Recommender):
             {k[len("module.") :]: v for k, v in state.items() if k.startswith("module.")}
         )
         self.module_.to(self.device).eval()
+        self.foldin_scale_ = float(state["foldin_scale"]) if "foldin_scale" in state else 1.0
 
 
 __all__ = ["BPR", "BPRConfig", "PAIRWISE_BALANCE"]

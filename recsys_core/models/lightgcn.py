@@ -14,8 +14,9 @@ The normalised adjacency is a torch sparse CSR matrix on the device (COO on MPS)
 propagates the whole graph once (forward and backward), as in the authors' code.
 
 Fold-in (``score_history``): a new history gets its user vector by weighted least squares on
-the final item representations (:mod:`recsys_core.training.foldin`); training users use their
-propagated vectors.
+the final item representations (:mod:`recsys_core.training.foldin`), scaled by one constant
+calibrated after training onto the trained users' scores; training users use their propagated
+vectors, so the two agree closely but not exactly.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from recsys_core.config import param
 from recsys_core.data.interactions import Interactions, Sequences
 from recsys_core.models.base import ProgressFn, Recommender, csr_to_tensor
 from recsys_core.models.bpr import PAIRWISE_BALANCE
-from recsys_core.training.foldin import least_squares_foldin
+from recsys_core.training.foldin import calibrate_foldin_scale, least_squares_foldin
 from recsys_core.training.losses import bpr_loss
 from recsys_core.training.pairwise import PairBatch, PairwiseData
 from recsys_core.training.trainer import TrainConfig, make_generator, train_loop
@@ -141,6 +142,8 @@ class LightGCN(Recommender):
             before_eval=refresh,
             n_batches=pairs.n_batches,
         )
+        scale = calibrate_foldin_scale(self.items_, self.users_, self.history_, reg=cfg.foldin_reg)
+        self.foldin_scale_ = scale if scale > 0 else 1.0
 
     # ----- scoring -------------------------------------------------------------------------
     def score_users(self, users: np.ndarray) -> torch.Tensor:
@@ -153,7 +156,7 @@ class LightGCN(Recommender):
     ) -> torch.Tensor:
         self._check_fitted()
         u = least_squares_foldin(self.items_, history, reg=self.config.foldin_reg)
-        return u @ self.items_.T
+        return self.foldin_scale_ * (u @ self.items_.T)
 
     def item_embeddings(self) -> np.ndarray | None:
         return self.items_.float().cpu().numpy()
@@ -163,7 +166,12 @@ class LightGCN(Recommender):
 
     # ----- persistence ---------------------------------------------------------------------
     def _state(self) -> dict[str, torch.Tensor]:
-        return {"emb": self.module_.emb.weight, "users": self.users_, "items": self.items_}
+        return {
+            "emb": self.module_.emb.weight,
+            "users": self.users_,
+            "items": self.items_,
+            "foldin_scale": torch.tensor(self.foldin_scale_),
+        }
 
     def _load_state(self, state: dict[str, torch.Tensor]) -> None:
         self.module_ = _Graph(state["emb"].shape[0], state["emb"].shape[1])
@@ -172,6 +180,7 @@ class LightGCN(Recommender):
         self.module_.to(self.device).eval()
         self.users_ = state["users"].to(self.device)
         self.items_ = state["items"].to(self.device)
+        self.foldin_scale_ = float(state["foldin_scale"]) if "foldin_scale" in state else 1.0
 
 
 __all__ = ["LightGCN", "LightGCNConfig", "normalized_adjacency"]

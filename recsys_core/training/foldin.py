@@ -69,4 +69,33 @@ def least_squares_foldin(
     return out
 
 
-__all__ = ["least_squares_foldin", "padded_indices"]
+def calibrate_foldin_scale(
+    item_vectors: torch.Tensor,
+    user_vectors: torch.Tensor,
+    history: sp.csr_matrix,
+    *,
+    reg: float,
+    max_users: int = 512,
+    seed: int = 0,
+) -> float:
+    """Scalar ``c`` that best maps fold-in scores onto the trained users' scores.
+
+    The least-squares fold-in recovers a user's direction, not the scale the training loss
+    gave the learned vectors; ``c = <S_fold, S_direct> / <S_fold, S_fold>`` over a seeded
+    sample of at most ``max_users`` training users (least squares) makes the two comparable,
+    so scores of folded-in and trained users live on one scale. Ranking is unaffected.
+    """
+    users = np.flatnonzero(np.diff(history.tocsr().indptr) > 0)
+    if len(users) == 0:
+        return 1.0
+    if len(users) > max_users:
+        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+    with torch.no_grad():
+        folded = least_squares_foldin(item_vectors, history[users], reg=reg) @ item_vectors.T
+        idx = torch.as_tensor(users, device=user_vectors.device)
+        direct = user_vectors[idx].float() @ item_vectors.float().T
+        denom = float((folded * folded).sum())
+        return float((folded * direct).sum()) / denom if denom > 0 else 1.0
+
+
+__all__ = ["calibrate_foldin_scale", "least_squares_foldin", "padded_indices"]
