@@ -805,10 +805,12 @@ def umap_task(ws: Workspace, payload: dict[str, Any], progress: Callable[..., No
             f"umap task: payload needs 'run_id' (and optional 'what', 'options'); "
             f"got keys {sorted(payload)}"
         )
+    # The message names the stage that starts after each progress step.
+    # After progress step s, the stage named stages[s] starts.
     stages = {1: "nearest neighbours", 2: "UMAP", 3: "transform", 4: "faithfulness", 5: "done"}
 
     def relay(step: int, metrics: dict[str, float]) -> None:
-        progress(float(metrics.get("fraction", 0.0)), stages.get(step + 1, "done"))
+        progress(float(metrics.get("fraction", 0.0)), stages.get(step, "done"))
 
     run_id = str(payload["run_id"])
     what = str(payload.get("what", "items"))
