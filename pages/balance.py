@@ -220,11 +220,9 @@ with results:
     else:
         groups = list(listing["group"])
         wanted = st.session_state.get(KEY_GROUP)
+        # counts of finished points live in the self-refreshing view below, not in this label
         labels = {
-            g: f"{g} · {m} · {d}/{n} done"
-            for g, m, d, n in listing[["group", "model", "n_done", "n_runs"]].itertuples(
-                index=False
-            )
+            g: f"{g} · {m} · {n} runs" for g, m, n in listing[["group", "model", "n_runs"]].values
         }
         group = st.selectbox(
             "Sweep",

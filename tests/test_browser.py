@@ -158,6 +158,36 @@ def step_embeddings_map_with_a_user(walk: Walk) -> None:
     walk.shot("embeddings")
 
 
+def step_balance_two_point_sweep(walk: Walk) -> None:
+    from recsys_core.jobs import api
+    from recsys_core.workspace import Workspace
+
+    walk.goto_page("Balance")
+    walk.text("Interactions on head items")  # the data's imbalance, before any training
+    walk.page.locator(".js-plotly-plot").nth(2).wait_for(timeout=PATIENCE * 1000)
+    walk.page.get_by_role("tab", name="Sweep builder").click()
+    walk.page.locator('[data-testid="stSelectbox"]').filter(has_text="Model").first.click()
+    walk.page.get_by_role("option", name="cf · itemknn").click()
+    values = walk.page.get_by_label("pop_norm values (comma-separated)")
+    values.fill("0,0.5")
+    values.press("Enter")
+    walk.page.get_by_role("button", name="Queue sweep").click()
+    walk.text("Queued sweep")
+    ws = Workspace(walk.workspace)
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        runs = [r for r in api.list_runs(ws) if r.group]
+        if len(runs) == 2 and all(r.is_terminal for r in runs):
+            break
+        time.sleep(1)
+    assert sorted(r.status for r in runs) == ["done", "done"], [(r.label, r.error) for r in runs]
+    walk.page.get_by_role("tab", name="Sweep results").click()
+    walk.text("2 of 2 points done")  # the results view refreshes on its own
+    walk.text("Pareto front")  # the trade-off chart's legend
+    walk.no_exception()
+    walk.shot("balance")
+
+
 STEPS: list[Callable[[Walk], None]] = [
     step_home_load_sample,
     step_data_health,
@@ -165,6 +195,7 @@ STEPS: list[Callable[[Walk], None]] = [
     step_compare_both_in_table,
     step_explain_a_recommendation,
     step_embeddings_map_with_a_user,
+    step_balance_two_point_sweep,
     # Embeddings, Explain and Balance steps are appended here by their owners.
 ]
 
