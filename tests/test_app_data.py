@@ -48,6 +48,17 @@ def test_upload_good_csv_shows_health(app_workspace):
     assert _metric(at, "Interactions") == "320"
     assert any("fewer than" in w.value for w in at.warning)  # a tiny dataset is flagged
     assert len(at.get("plotly_chart")) == 4
+    # Side information: an item table with titles and categories, one id matching nothing.
+    items = "item_id,title,genres\n" + "".join(
+        f"i{i},Movie {i},{'Action|Comedy' if i < 15 else 'Drama'}\n" for i in range(30)
+    )
+    items += "i999,Unseen,Drama\n"
+    at.file_uploader(key="data.side.upload").upload("items.csv", items.encode(), "text/csv")
+    at.run()
+    at.button(key="data.side.attach").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert any("Attached the items table" in s.value for s in at.success)
+    assert "i999" in str(at.json[-1].value)  # the unmatched id is reported, not dropped silently
 
 
 def test_mapping_override_imports_unusual_column_names(app_workspace):
