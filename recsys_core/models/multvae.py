@@ -70,7 +70,12 @@ class _VAE(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[b, n_items] clicks -> (mu, logvar), each [b, latent]."""
         h = self.drop(F.normalize(x, dim=1))
-        h = torch.tanh(self.enc(h))
+        if h.device.type == "mps":  # MPS lacks sparse-dense products
+            h = self.enc(h)
+        else:
+            # click vectors are ~1% dense: a sparse product makes the widest layer cheap
+            h = torch.sparse.mm(h.detach().to_sparse(), self.enc.weight.T) + self.enc.bias
+        h = torch.tanh(h)
         mu, logvar = self.enc_out(h).split(self.latent, dim=1)
         return mu, logvar
 
