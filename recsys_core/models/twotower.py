@@ -242,9 +242,13 @@ class TwoTower(Recommender):
         def step(idx: torch.Tensor) -> torch.Tensor:
             users, items, own = ex_users[idx], ex_items[idx], ex_w[idx]
             table = net.history_table()
-            # the batch's pooling rows, gathered on the host (scipy row slicing is O(nnz))
-            rows = weights[ex_users_np[idx.cpu().numpy()]]
-            summed = _bag_sum(rows, table, self.device) - own[:, None] * table[items]
+            # pool each distinct user of the batch once (heavy users own many examples, so
+            # pooling per example would cost sum(len^2) instead of sum(len)); rows are gathered
+            # on the host (scipy row slicing is O(nnz))
+            uniq, inverse = np.unique(ex_users_np[idx.cpu().numpy()], return_inverse=True)
+            per_user = _bag_sum(weights[uniq], table, self.device)
+            inverse_t = torch.as_tensor(inverse.ravel(), device=self.device)
+            summed = per_user[inverse_t] - own[:, None] * table[items]
             total = (row_total[users] - own).clamp_min(1e-12)
             pooled = summed / total[:, None]  # the target itself is left out of its history
             attrs = net.user_features[users]
