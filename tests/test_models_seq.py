@@ -72,11 +72,24 @@ def test_window_batches_cover_users_with_two_items():
     batches = WindowBatches(
         seqs, max_len=3, batch_size=8, pad=9, device=torch.device("cpu"), seed=0
     )
-    ((inputs, targets),) = list(batches.epoch())
+    (batch,) = list(batches.epoch())
+    inputs, targets = batch.inputs, batch.targets
     assert inputs.shape == (2, 3) and targets.shape == (2, 3)
     # targets are the inputs shifted by one: the next item at every position
     np.testing.assert_array_equal(inputs[:, 1:].numpy(), targets[:, :-1].numpy())
     assert set(targets[:, -1].tolist()) <= {2, 3, 6}
+    assert batch.taste is None
+
+
+def test_taste_items_come_from_the_users_own_history():
+    seqs = Sequences.from_lists([[1, 2, 3], [4, 5]])
+    batches = WindowBatches(
+        seqs, max_len=2, batch_size=8, pad=9, device=torch.device("cpu"), seed=0, taste_items=50
+    )
+    (batch,) = list(batches.epoch())
+    for row in range(2):
+        history = {1, 2, 3} if batch.targets[row, -1].item() in (2, 3) else {4, 5}
+        assert set(batch.taste[row].tolist()) <= history
 
 
 def test_sasrec_attention_weights_are_a_distribution(fitted, synthetic):

@@ -29,7 +29,13 @@ from recsys_core.balance import ips_weights, split_by_threshold
 from recsys_core.config import param
 from recsys_core.data.interactions import Interactions, Sequences
 from recsys_core.models.base import ProgressFn, Recommender
-from recsys_core.training.sequences import WindowBatches, next_item_loss, shared_negatives_for
+from recsys_core.training.sequences import (
+    SeqBatch,
+    WindowBatches,
+    next_item_loss,
+    shared_negatives_for,
+    taste_loss,
+)
 from recsys_core.training.trainer import TrainConfig, train_loop
 
 LOSSES = ("ce", "bpr_max")
@@ -47,11 +53,19 @@ class GRU4RecConfig(TrainConfig):
     n_sampled: int = param(256, "shared negatives per batch for bpr_max", low=1)
     bpreg: float = param(1.0, "BPR-max score regularisation (2018 paper, eq. 12)", low=0.0)
     epochs: int = param(200, "maximum number of passes over the users", low=1, high=100_000)
-    batch_size: int = param(128, "users (sequences) per step", low=1, high=1_000_000)
+    batch_size: int = param(64, "users (sequences) per step", low=1, high=1_000_000)
     lr: float = param(1e-3, "learning rate", low=1e-6, high=10.0, log=True)
     patience: int = param(
         10, "stop after this many validations without a better valid NDCG@10", low=1, high=1000
     )
+    taste_weight: float = param(
+        1.0,
+        "weight of the all-action loss: the last position also predicts items from the whole "
+        "history (PinnerFormer; 0 = next item only)",
+        low=0.0,
+        high=100.0,
+    )
+    taste_items: int = param(8, "history items per user for the all-action loss", low=1, high=1000)
 
 
 class _GRUNet(nn.Module):
@@ -124,6 +138,7 @@ class GRU4Rec(Recommender):
             pad=self.n_items_,
             device=self.device,
             seed=self.seed,
+            taste_items=cfg.taste_items if cfg.taste_weight > 0 else 0,
         )
         negatives = shared_negatives_for(self, popularity, cfg.loss == "bpr_max", cfg.n_sampled)
         weights = (
@@ -132,22 +147,37 @@ class GRU4Rec(Recommender):
             else None
         )
 
-        def step(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-            inputs, targets = batch
-            hidden = net(inputs)
+        def step(batch: SeqBatch) -> torch.Tensor:
+            hidden = net(batch.inputs)
             if negatives is None:
-                return next_item_loss(
-                    hidden, targets, net.item_weight, pad=self.n_items_, target_weights=weights
+                negs = None
+                loss = next_item_loss(
+                    hidden,
+                    batch.targets,
+                    net.item_weight,
+                    pad=self.n_items_,
+                    target_weights=weights,
                 )
-            return bpr_max_loss(
-                hidden,
-                targets,
-                net.item_weight,
-                negatives.draw(),
-                pad=self.n_items_,
-                bpreg=cfg.bpreg,
-                target_weights=weights,
-            )
+            else:
+                negs = negatives.draw()
+                loss = bpr_max_loss(
+                    hidden,
+                    batch.targets,
+                    net.item_weight,
+                    negs,
+                    pad=self.n_items_,
+                    bpreg=cfg.bpreg,
+                    target_weights=weights,
+                )
+            if batch.taste is not None:
+                loss = loss + cfg.taste_weight * taste_loss(
+                    hidden[:, -1],
+                    batch.taste,
+                    net.item_weight,
+                    negatives=negs,
+                    target_weights=weights,
+                )
+            return loss
 
         train_loop(
             self,

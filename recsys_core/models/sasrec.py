@@ -32,7 +32,13 @@ from recsys_core.config import param
 from recsys_core.data.interactions import Interactions, Sequences
 from recsys_core.errors import ConfigError
 from recsys_core.models.base import ProgressFn, Recommender
-from recsys_core.training.sequences import WindowBatches, next_item_loss, shared_negatives_for
+from recsys_core.training.sequences import (
+    SeqBatch,
+    WindowBatches,
+    next_item_loss,
+    shared_negatives_for,
+    taste_loss,
+)
 from recsys_core.training.trainer import TrainConfig, train_loop
 
 LOSSES = ("full", "sampled")
@@ -50,11 +56,19 @@ class SASRecConfig(TrainConfig):
     loss: str = param("full", "full softmax over all items, or sampled softmax", choices=LOSSES)
     n_sampled: int = param(256, "shared negatives per batch when loss=sampled", low=1)
     epochs: int = param(200, "maximum number of passes over the users", low=1, high=100_000)
-    batch_size: int = param(128, "users (sequences) per step", low=1, high=1_000_000)
+    batch_size: int = param(64, "users (sequences) per step", low=1, high=1_000_000)
     lr: float = param(1e-3, "learning rate (paper: Adam 1e-3)", low=1e-6, high=10.0, log=True)
     patience: int = param(
         10, "stop after this many validations without a better valid NDCG@10", low=1, high=1000
     )
+    taste_weight: float = param(
+        1.0,
+        "weight of the all-action loss: the last position also predicts items from the whole "
+        "history (PinnerFormer; 0 = next item only)",
+        low=0.0,
+        high=100.0,
+    )
+    taste_items: int = param(8, "history items per user for the all-action loss", low=1, high=1000)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -147,6 +161,7 @@ class SASRec(Recommender):
             pad=self.n_items_,
             device=self.device,
             seed=self.seed,
+            taste_items=cfg.taste_items if cfg.taste_weight > 0 else 0,
         )
         negatives = shared_negatives_for(self, popularity, cfg.loss == "sampled", cfg.n_sampled)
         weights = (
@@ -155,18 +170,26 @@ class SASRec(Recommender):
             else None
         )
 
-        def step(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-            inputs, targets = batch
-            hidden, _ = net(inputs)
+        def step(batch: SeqBatch) -> torch.Tensor:
+            hidden, _ = net(batch.inputs)
             negs = negatives.draw() if negatives is not None else None
-            return next_item_loss(
+            loss = next_item_loss(
                 hidden,
-                targets,
+                batch.targets,
                 net.item_weight,
                 pad=self.n_items_,
                 negatives=negs,
                 target_weights=weights,
             )
+            if batch.taste is not None:
+                loss = loss + cfg.taste_weight * taste_loss(
+                    hidden[:, -1],
+                    batch.taste,
+                    net.item_weight,
+                    negatives=negs,
+                    target_weights=weights,
+                )
+            return loss
 
         train_loop(
             self,

@@ -10,11 +10,18 @@ Each epoch the window end is drawn at random per user (the latest window with pr
 ``p_latest``, otherwise uniformly among valid ends), so long histories are covered across
 epochs while the most recent behaviour, which the test ranking depends on most, is seen often.
 Everything is vectorised over users with numpy gathers; there is no loop over users.
+
+Optionally (``taste_items > 0``) each example also carries items drawn at random from the user's
+*whole* training history, which the last position must predict too (:func:`taste_loss`). This
+is the "dense all-action" objective of PinnerFormer (Pancha et al. 2022): the next item alone
+teaches short-term intent, while held-out items under a random split, and a user's long-term
+taste in general, are spread over the whole history.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,6 +59,7 @@ class WindowBatches:
     device : where batches are put.
     seed : numpy seed for the permutation and window ends.
     p_latest : probability of taking the most recent window.
+    taste_items : items per user drawn from the whole history for :func:`taste_loss` (0 = off).
     """
 
     def __init__(
@@ -64,6 +72,7 @@ class WindowBatches:
         device: torch.device,
         seed: int,
         p_latest: float = 0.5,
+        taste_items: int = 0,
     ) -> None:
         lengths = seqs.lengths
         self.rows = np.flatnonzero(lengths >= 2)
@@ -73,14 +82,16 @@ class WindowBatches:
         self.pad = pad
         self.device = device
         self.p_latest = p_latest
+        self.taste_items = taste_items
         self.rng = np.random.default_rng(seed)
 
     @property
     def n_batches(self) -> int:
         return -(-len(self.rows) // self.batch_size)
 
-    def epoch(self, _epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield (inputs [b, L], targets [b, L]) int64 tensors; pad marks empty positions."""
+    def epoch(self, _epoch: int = 0) -> Iterator[SeqBatch]:
+        """Yield batches of inputs [b, L] and next-item targets [b, L] (int64; pad marks empty
+        positions), plus ``taste`` [b, taste_items] items from each user's whole history."""
         n = len(self.rows)
         lengths = self.seqs.lengths
         # window end (exclusive, relative to the row start) in [2, length]
@@ -89,10 +100,25 @@ class WindowBatches:
         rel_end = np.where(latest, lengths, np.minimum(rel_end, lengths))
         ends = self.seqs.indptr[:-1] + rel_end
         win = windows(self.seqs, ends, self.max_len + 1, self.pad)
+        taste = None
+        if self.taste_items:
+            pick = (self.rng.random((n, self.taste_items)) * lengths[:, None]).astype(np.int64)
+            taste = self.seqs.items[self.seqs.indptr[:-1, None] + pick].astype(np.int64)
         order = self.rng.permutation(n)
         for start in range(0, n, self.batch_size):
-            batch = torch.as_tensor(win[order[start : start + self.batch_size]], device=self.device)
-            yield batch[:, :-1], batch[:, 1:]
+            rows = order[start : start + self.batch_size]
+            batch = torch.as_tensor(win[rows], device=self.device)
+            extra = None if taste is None else torch.as_tensor(taste[rows], device=self.device)
+            yield SeqBatch(batch[:, :-1], batch[:, 1:], extra)
+
+
+@dataclass(frozen=True)
+class SeqBatch:
+    """One batch of windows: ``inputs``/``targets`` [b, L]; ``taste`` [b, m] or None."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    taste: torch.Tensor | None = None
 
 
 class SharedNegatives:
@@ -154,6 +180,29 @@ def next_item_loss(
     if target_weights is not None:
         loss = loss * target_weights[t]
     return loss.mean()
+
+
+def taste_loss(
+    last: torch.Tensor,
+    taste: torch.Tensor,
+    item_weight: torch.Tensor,
+    *,
+    negatives: torch.Tensor | None = None,
+    target_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cross-entropy of items from the whole history at the last position (all-action loss).
+
+    Parameters
+    ----------
+    last : [b, d] representation at the last position.
+    taste : [b, m] items drawn from each user's training history.
+    item_weight, negatives, target_weights : as in :func:`next_item_loss`.
+    """
+    m = taste.shape[1]
+    hidden = last[:, None, :].expand(-1, m, -1)
+    return next_item_loss(
+        hidden, taste, item_weight, pad=-1, negatives=negatives, target_weights=target_weights
+    )
 
 
 def shared_negatives_for(
