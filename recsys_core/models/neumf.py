@@ -232,7 +232,10 @@ class NeuMF(Recommender):
             with torch.enable_grad():
                 for _ in range(cfg.foldin_steps):
                     logits = self._score_vectors(u_mf, u_mlp)
-                    loss = bce_loss(logits, x, weights=weights)
+                    # x b: each row's fold-in must not depend on its batch (explanations and
+                    # evaluation score the same history in batches of different sizes; with a
+                    # batch mean, Adam's eps makes the result batch-size dependent)
+                    loss = bce_loss(logits, x, weights=weights) * b
                     opt.zero_grad()
                     loss.backward()
                     opt.step()

@@ -56,9 +56,7 @@ class PairwiseData:
         self.users = torch.as_tensor(data.users, device=device)
         self.items = torch.as_tensor(data.items, device=device)
         self.weights = (
-            None
-            if data.item_weights is None
-            else torch.as_tensor(data.item_weights, device=device)
+            None if data.item_weights is None else torch.as_tensor(data.item_weights, device=device)
         )
         self.sampler: NegativeSampler = make_sampler(
             data.positives, balance, device=device, generator=generator
