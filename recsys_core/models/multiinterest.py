@@ -41,7 +41,7 @@ from recsys_core.balance import ips_weights, split_by_threshold
 from recsys_core.config import param
 from recsys_core.data.interactions import Interactions, Sequences
 from recsys_core.models.base import ProgressFn, Recommender
-from recsys_core.training.sequences import WindowBatches, shared_negatives_for
+from recsys_core.training.sequences import SeqBatch, WindowBatches, shared_negatives_for
 from recsys_core.training.trainer import TrainConfig, train_loop
 
 LOSSES = ("full", "sampled")
@@ -59,11 +59,19 @@ class MultiInterestConfig(TrainConfig):
     loss: str = param("full", "full softmax over all items, or sampled softmax", choices=LOSSES)
     n_sampled: int = param(256, "shared negatives per batch when loss=sampled", low=1)
     epochs: int = param(100, "maximum number of passes over the users", low=1, high=100_000)
-    batch_size: int = param(128, "users (sequences) per step", low=1, high=1_000_000)
+    batch_size: int = param(64, "users (sequences) per step", low=1, high=1_000_000)
     lr: float = param(1e-3, "learning rate (paper: Adam 1e-3)", low=1e-6, high=10.0, log=True)
     patience: int = param(
         10, "stop after this many validations without a better valid NDCG@10", low=1, high=1000
     )
+    taste_weight: float = param(
+        1.0,
+        "weight of the all-action loss: the interests of the whole window also predict items "
+        "from the whole history (PinnerFormer; 0 = next item only)",
+        low=0.0,
+        high=100.0,
+    )
+    taste_items: int = param(8, "history items per user for the all-action loss", low=1, high=1000)
 
 
 class _ComiRecNet(nn.Module):
@@ -132,6 +140,7 @@ class MultiInterest(Recommender):
             pad=self.n_items_,
             device=self.device,
             seed=self.seed,
+            taste_items=cfg.taste_items if cfg.taste_weight > 0 else 0,
         )
         negatives = shared_negatives_for(self, popularity, cfg.loss == "sampled", cfg.n_sampled)
         weights = (
@@ -140,12 +149,8 @@ class MultiInterest(Recommender):
             else None
         )
 
-        def step(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-            inputs, targets = batch
-            keep = (targets != self.n_items_) & (inputs != self.n_items_)
-            v = net.prefix_interests(inputs)[keep].float()  # [n, K, d]
-            t = targets[keep]
-            items = net.item_weight.float()
+        def interest_loss(v: torch.Tensor, t: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+            """Softmax loss of targets ``t`` [n], each served by its best interest in ``v``."""
             target_emb = items[t]  # [n, d]
             # the interest that serves the target (argmax, Cen et al. 2020, eq. 8)
             k_star = torch.einsum("nkd,nd->nk", v, target_emb).argmax(dim=1)
@@ -161,6 +166,19 @@ class MultiInterest(Recommender):
             if weights is not None:
                 loss = loss * weights[t]
             return loss.mean()
+
+        def step(batch: SeqBatch) -> torch.Tensor:
+            inputs, targets = batch.inputs, batch.targets
+            keep = (targets != self.n_items_) & (inputs != self.n_items_)
+            items = net.item_weight.float()
+            loss = interest_loss(net.prefix_interests(inputs)[keep].float(), targets[keep], items)
+            if batch.taste is not None:
+                # the whole window's interests also predict items from anywhere in the history
+                v, _ = net.interests(inputs)
+                m = batch.taste.shape[1]
+                v = v.float()[:, None].expand(-1, m, -1, -1).reshape(-1, *v.shape[1:])
+                loss = loss + cfg.taste_weight * interest_loss(v, batch.taste.reshape(-1), items)
+            return loss
 
         train_loop(
             self,
