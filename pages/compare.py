@@ -63,9 +63,14 @@ def _split_label(key: str) -> str:
     return f"{split.get('protocol', 'default split')} ({details}) · {len(groups[key])} runs"
 
 
+# The split with the most runs first, unless another page opened a run here (active run).
+ordered = sorted(groups, key=lambda k: -len(groups[k]))
+active_run = st.session_state.get(ui.KEY_RUN)
+active_group = next((k for k in ordered if any(r.id == active_run for r in groups[k])), None)
 group = st.selectbox(
     "Split",
-    sorted(groups, key=lambda k: -len(groups[k])),  # the split with the most runs first
+    ordered,
+    index=ordered.index(active_group) if active_group else 0,
     format_func=_split_label,
     key="compare.split",
     help="Runs are ranked only against runs evaluated on exactly the same split.",
@@ -199,8 +204,11 @@ if len(table) < 2:
 per_user = {labels[run]: ui.run_per_user(root, run) for run in table["run"]}
 names = list(per_user)
 ca, cb = st.columns(2)
-run_a = ca.selectbox("Run A", names, index=0, key=f"compare.a.{suffix}")
-run_b = cb.selectbox("Run B", names, index=1, key=f"compare.b.{suffix}")
+# The active run (e.g. a sweep point opened from the Balance page) is run A by default.
+runs_here = list(table["run"])
+index_a = runs_here.index(active_run) if active_run in runs_here else 0
+run_a = ca.selectbox("Run A", names, index=index_a, key=f"compare.a.{suffix}")
+run_b = cb.selectbox("Run B", names, index=1 if index_a != 1 else 0, key=f"compare.b.{suffix}")
 if run_a == run_b:
     st.warning("Pick two different runs.")
     st.stop()

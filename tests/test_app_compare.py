@@ -63,3 +63,27 @@ def test_two_finished_runs_ranked_and_paired(app_workspace):
     # The other split holds the random run alone.
     at.selectbox(key="compare.split").select_index(1).run()
     assert list(at.dataframe[0].value["model"]) == ["random"]
+
+
+def test_active_run_opens_on_its_split_as_run_a(app_workspace):
+    """A run opened from another page (e.g. a Balance sweep point) is preselected here: its
+    split, although not the biggest, and the run itself as run A of the paired test."""
+    from recsys_core.data.store import import_frames
+
+    interactions, _, _ = make_frames(SyntheticConfig(n_users=60, n_items=40, n_clusters=3))
+    info = import_frames(app_workspace, interactions, name="synthetic", source="t")
+    big = {"protocol": "random", "test_ratio": 0.2, "seed": 0}
+    small = dict(big, seed=3)
+    for model in ("most_popular", "random", "itemknn"):
+        api.submit(app_workspace, RunSpec(dataset=info.id, model=model, split=big))
+    api.submit(app_workspace, RunSpec(dataset=info.id, model="most_popular", split=small))
+    active = api.submit(app_workspace, RunSpec(dataset=info.id, model="random", split=small))
+    for record in api.list_runs(app_workspace):
+        api.run_inline(app_workspace, record.id)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.session_state["active_run"] = active
+    at = at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    assert '"seed": 3' in at.selectbox(key="compare.split").value
+    run_a = [s for s in at.selectbox if s.label == "Run A"][0]
+    assert run_a.value.endswith(active[-6:])
