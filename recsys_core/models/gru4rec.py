@@ -25,47 +25,28 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from recsys_core.balance import ips_weights, split_by_threshold
 from recsys_core.config import param
 from recsys_core.data.interactions import Interactions, Sequences
-from recsys_core.models.base import ProgressFn, Recommender
+from recsys_core.models.base import ProgressFn
+from recsys_core.models.sequential import SequenceConfig, SequenceModel
 from recsys_core.training.sequences import (
     SeqBatch,
-    WindowBatches,
     next_item_loss,
-    shared_negatives_for,
     taste_loss,
 )
-from recsys_core.training.trainer import TrainConfig, train_loop
+from recsys_core.training.trainer import train_loop
 
 LOSSES = ("ce", "bpr_max")
 
 
 @dataclass(frozen=True)
-class GRU4RecConfig(TrainConfig):
+class GRU4RecConfig(SequenceConfig):
     """GRU4Rec hyperparameters (Hidasi et al. 2016/2018)."""
 
-    max_len: int = param(50, "history length read (latest items)", low=2, high=2000)
-    hidden: int = param(64, "embedding and GRU hidden size", low=4, high=4096)
     n_layers: int = param(1, "stacked GRU layers", low=1, high=8)
     dropout: float = param(0.25, "dropout on the input embeddings", low=0.0, high=0.9)
     loss: str = param("ce", "cross-entropy over all items, or BPR-max on sampled", choices=LOSSES)
-    n_sampled: int = param(256, "shared negatives per batch for bpr_max", low=1)
     bpreg: float = param(1.0, "BPR-max score regularisation (2018 paper, eq. 12)", low=0.0)
-    epochs: int = param(200, "maximum number of passes over the users", low=1, high=100_000)
-    batch_size: int = param(64, "users (sequences) per step", low=1, high=1_000_000)
-    lr: float = param(1e-3, "learning rate", low=1e-6, high=10.0, log=True)
-    patience: int = param(
-        10, "stop after this many validations without a better valid NDCG@10", low=1, high=1000
-    )
-    taste_weight: float = param(
-        1.0,
-        "weight of the all-action loss: the last position also predicts items from the whole "
-        "history (PinnerFormer; 0 = next item only)",
-        low=0.0,
-        high=100.0,
-    )
-    taste_items: int = param(8, "history items per user for the all-action loss", low=1, high=1000)
 
 
 class _GRUNet(nn.Module):
@@ -116,36 +97,24 @@ def bpr_max_loss(
     return loss.mean()
 
 
-class GRU4Rec(Recommender):
+class GRU4Rec(SequenceModel):
     """GRU4Rec (Hidasi et al. 2016, losses of 2018) on the shared trainer."""
 
     name = "gru4rec"
     family = "deep"
     Config = GRU4RecConfig
-    uses_sequences = True
-    honours_balance = frozenset({"ips_beta", "positive_threshold", "neg_sampler", "n_negatives"})
+
+    def _build_net(self) -> nn.Module:
+        return _GRUNet(self.n_items_, self.config)
+
+    def _sampled_loss(self) -> bool:
+        return self.config.loss == "bpr_max"
 
     def _fit(self, train: Interactions, valid: Interactions | None, progress: ProgressFn) -> None:
         cfg: GRU4RecConfig = self.config
-        positives, _ = split_by_threshold(train, self.balance.positive_threshold)
-        popularity = positives.item_popularity
-        self.net_ = _GRUNet(self.n_items_, cfg).to(self.device)
-        net = self.net_
-        batches = WindowBatches(
-            positives.sequences,
-            max_len=cfg.max_len,
-            batch_size=cfg.batch_size,
-            pad=self.n_items_,
-            device=self.device,
-            seed=self.seed,
-            taste_items=cfg.taste_items if cfg.taste_weight > 0 else 0,
-        )
-        negatives = shared_negatives_for(self, popularity, cfg.loss == "bpr_max", cfg.n_sampled)
-        weights = (
-            torch.as_tensor(ips_weights(popularity, self.balance.ips_beta), device=self.device)
-            if self.balance.ips_beta > 0
-            else None
-        )
+        data = self._prepare(train)
+        net, negatives, weights = self.net_, data.negatives, data.weights
+        batches = data.batches
 
         def step(batch: SeqBatch) -> torch.Tensor:
             hidden = net(batch.inputs)
@@ -192,11 +161,7 @@ class GRU4Rec(Recommender):
         )
 
     def _encode(self, history: sp.csr_matrix, sequences: Sequences | None) -> torch.Tensor:
-        if sequences is None:
-            sequences = Sequences(history.indptr.astype(np.int64), history.indices.astype(np.int32))
-        seq = torch.as_tensor(
-            sequences.padded(self.config.max_len, self.n_items_), device=self.device
-        )
+        seq = self._padded(history, sequences)
         self.net_.eval()
         with torch.no_grad():
             return self.net_(seq)[:, -1, :]
@@ -208,21 +173,5 @@ class GRU4Rec(Recommender):
         with torch.no_grad():
             return (self._encode(history, sequences) @ self.net_.item_weight.T).float()
 
-    def item_embeddings(self) -> np.ndarray | None:
-        return self.net_.item_weight.detach().float().cpu().numpy()
-
-    def user_embeddings(self) -> np.ndarray | None:
-        users = np.arange(self.n_users_)
-        out = [
-            self._encode(self.history_[b], self.sequences_.rows(b)).float().cpu().numpy()
-            for b in np.array_split(users, max(1, -(-len(users) // 2048)))
-        ]
-        return np.concatenate(out) if out else None
-
-    def _state(self) -> dict[str, torch.Tensor]:
-        return {f"net.{k}": v for k, v in self.net_.state_dict().items()}
-
-    def _load_state(self, state: dict[str, torch.Tensor]) -> None:
-        self.net_ = _GRUNet(self.n_items_, self.config).to(self.device)
-        self.net_.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
-        self.net_.eval()
+    def _user_vectors(self, history: sp.csr_matrix, sequences: Sequences | None) -> np.ndarray:
+        return self._encode(history, sequences).float().cpu().numpy()

@@ -37,41 +37,25 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from recsys_core.balance import ips_weights, split_by_threshold
 from recsys_core.config import param
 from recsys_core.data.interactions import Interactions, Sequences
-from recsys_core.models.base import ProgressFn, Recommender
-from recsys_core.training.sequences import SeqBatch, WindowBatches, shared_negatives_for
-from recsys_core.training.trainer import TrainConfig, train_loop
+from recsys_core.models.base import ProgressFn
+from recsys_core.models.sequential import SequenceConfig, SequenceModel
+from recsys_core.training.sequences import SeqBatch
+from recsys_core.training.trainer import train_loop
 
 LOSSES = ("full", "sampled")
 
 
 @dataclass(frozen=True)
-class MultiInterestConfig(TrainConfig):
-    """ComiRec-SA hyperparameters (defaults: Cen et al. 2020, sec. 4.1)."""
+class MultiInterestConfig(SequenceConfig):
+    """ComiRec-SA hyperparameters (defaults: Cen et al. 2020, sec. 5.1)."""
 
     n_interests: int = param(4, "number of interest vectors K per user", low=1, high=64)
-    hidden: int = param(64, "item embedding and interest size", low=4, high=4096)
     attn_width: int = param(0, "attention width d_a of W1 (0 = 4 x hidden)", low=0, high=16384)
-    max_len: int = param(50, "history length read (latest items)", low=2, high=2000)
     dropout: float = param(0.1, "dropout on the history item embeddings", low=0.0, high=0.9)
     loss: str = param("full", "full softmax over all items, or sampled softmax", choices=LOSSES)
-    n_sampled: int = param(256, "shared negatives per batch when loss=sampled", low=1)
     epochs: int = param(100, "maximum number of passes over the users", low=1, high=100_000)
-    batch_size: int = param(64, "users (sequences) per step", low=1, high=1_000_000)
-    lr: float = param(1e-3, "learning rate (paper: Adam 1e-3)", low=1e-6, high=10.0, log=True)
-    patience: int = param(
-        10, "stop after this many validations without a better valid NDCG@10", low=1, high=1000
-    )
-    taste_weight: float = param(
-        1.0,
-        "weight of the all-action loss: the interests of the whole window also predict items "
-        "from the whole history (PinnerFormer; 0 = next item only)",
-        low=0.0,
-        high=100.0,
-    )
-    taste_items: int = param(8, "history items per user for the all-action loss", low=1, high=1000)
 
 
 class _ComiRecNet(nn.Module):
@@ -118,36 +102,21 @@ class _ComiRecNet(nn.Module):
         return (attn @ h[:, None]).transpose(1, 2)  # [b, Lq, K, d]
 
 
-class MultiInterest(Recommender):
+class MultiInterest(SequenceModel):
     """ComiRec-SA (Cen et al. 2020): K interests by self-attention, score = max over interests."""
 
     name = "multiinterest"
     family = "deep"
     Config = MultiInterestConfig
-    uses_sequences = True
-    honours_balance = frozenset({"ips_beta", "positive_threshold", "neg_sampler", "n_negatives"})
+
+    def _build_net(self) -> nn.Module:
+        return _ComiRecNet(self.n_items_, self.config)
 
     def _fit(self, train: Interactions, valid: Interactions | None, progress: ProgressFn) -> None:
         cfg: MultiInterestConfig = self.config
-        positives, _ = split_by_threshold(train, self.balance.positive_threshold)
-        popularity = positives.item_popularity
-        self.net_ = _ComiRecNet(self.n_items_, cfg).to(self.device)
-        net = self.net_
-        batches = WindowBatches(
-            positives.sequences,
-            max_len=cfg.max_len,
-            batch_size=cfg.batch_size,
-            pad=self.n_items_,
-            device=self.device,
-            seed=self.seed,
-            taste_items=cfg.taste_items if cfg.taste_weight > 0 else 0,
-        )
-        negatives = shared_negatives_for(self, popularity, cfg.loss == "sampled", cfg.n_sampled)
-        weights = (
-            torch.as_tensor(ips_weights(popularity, self.balance.ips_beta), device=self.device)
-            if self.balance.ips_beta > 0
-            else None
-        )
+        data = self._prepare(train)
+        net, negatives, weights = self.net_, data.negatives, data.weights
+        batches = data.batches
 
         def interest_loss(v: torch.Tensor, t: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
             """Softmax loss of targets ``t`` [n], each served by its best interest in ``v``."""
@@ -193,14 +162,6 @@ class MultiInterest(Recommender):
         )
 
     # ----- scoring ---------------------------------------------------------------------------
-    def _padded(self, history: sp.csr_matrix, sequences: Sequences | None) -> torch.Tensor:
-        if sequences is None:
-            # no time order given: the history's CSR order stands in for it
-            sequences = Sequences(history.indptr.astype(np.int64), history.indices.astype(np.int32))
-        return torch.as_tensor(
-            sequences.padded(self.config.max_len, self.n_items_), device=self.device
-        )
-
     def _interests(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.net_.eval()
         with torch.no_grad():
@@ -228,27 +189,15 @@ class MultiInterest(Recommender):
         Padded positions get zero weight. This is attention, not attribution.
         """
         self._check_fitted()
-        seq = torch.as_tensor(
-            sequences.padded(max_len or self.config.max_len, self.n_items_), device=self.device
+        return (
+            self._interests(self._padded(None, sequences, max_len))[1]
+            .mean(dim=1)
+            .float()
+            .cpu()
+            .numpy()
         )
-        return self._interests(seq)[1].mean(dim=1).float().cpu().numpy()
 
-    def item_embeddings(self) -> np.ndarray | None:
-        return self.net_.item_weight.detach().float().cpu().numpy()
-
-    def user_embeddings(self) -> np.ndarray | None:
-        """float32 [n_users, d] mean of each user's interests (see ``user_interests``)."""
-        users = np.arange(self.n_users_)
-        parts = [
-            self.user_interests(b).mean(axis=1)
-            for b in np.array_split(users, max(1, -(-len(users) // 2048)))
-        ]
-        return np.concatenate(parts).astype(np.float32)
-
-    def _state(self) -> dict[str, torch.Tensor]:
-        return {f"net.{k}": v for k, v in self.net_.state_dict().items()}
-
-    def _load_state(self, state: dict[str, torch.Tensor]) -> None:
-        self.net_ = _ComiRecNet(self.n_items_, self.config).to(self.device)
-        self.net_.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
-        self.net_.eval()
+    def _user_vectors(self, history: sp.csr_matrix, sequences: Sequences | None) -> np.ndarray:
+        """The mean of the history's interests (``user_interests`` keeps all K)."""
+        interests, _ = self._interests(self._padded(history, sequences))
+        return interests.mean(dim=1).float().cpu().numpy()

@@ -27,48 +27,29 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from recsys_core.balance import ips_weights, split_by_threshold
 from recsys_core.config import param
 from recsys_core.data.interactions import Interactions, Sequences
 from recsys_core.errors import ConfigError
-from recsys_core.models.base import ProgressFn, Recommender
+from recsys_core.models.base import ProgressFn
+from recsys_core.models.sequential import SequenceConfig, SequenceModel
 from recsys_core.training.sequences import (
     SeqBatch,
-    WindowBatches,
     next_item_loss,
-    shared_negatives_for,
     taste_loss,
 )
-from recsys_core.training.trainer import TrainConfig, train_loop
+from recsys_core.training.trainer import train_loop
 
 LOSSES = ("full", "sampled")
 
 
 @dataclass(frozen=True)
-class SASRecConfig(TrainConfig):
+class SASRecConfig(SequenceConfig):
     """SASRec hyperparameters (defaults: Kang & McAuley 2018, sec. IV-B)."""
 
-    max_len: int = param(50, "history length read (latest items)", low=2, high=2000)
-    hidden: int = param(64, "embedding and hidden size", low=4, high=4096)
     n_blocks: int = param(2, "self-attention blocks", low=1, high=24)
     n_heads: int = param(1, "attention heads (must divide hidden)", low=1, high=64)
     dropout: float = param(0.2, "dropout rate", low=0.0, high=0.9)
     loss: str = param("full", "full softmax over all items, or sampled softmax", choices=LOSSES)
-    n_sampled: int = param(256, "shared negatives per batch when loss=sampled", low=1)
-    epochs: int = param(200, "maximum number of passes over the users", low=1, high=100_000)
-    batch_size: int = param(64, "users (sequences) per step", low=1, high=1_000_000)
-    lr: float = param(1e-3, "learning rate (paper: Adam 1e-3)", low=1e-6, high=10.0, log=True)
-    patience: int = param(
-        10, "stop after this many validations without a better valid NDCG@10", low=1, high=1000
-    )
-    taste_weight: float = param(
-        1.0,
-        "weight of the all-action loss: the last position also predicts items from the whole "
-        "history (PinnerFormer; 0 = next item only)",
-        low=0.0,
-        high=100.0,
-    )
-    taste_items: int = param(8, "history items per user for the all-action loss", low=1, high=1000)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -139,36 +120,21 @@ class _SASRecNet(nn.Module):
         return self.items.weight[: self.pad]
 
 
-class SASRec(Recommender):
+class SASRec(SequenceModel):
     """SASRec (Kang & McAuley 2018) on the shared trainer."""
 
     name = "sasrec"
     family = "deep"
     Config = SASRecConfig
-    uses_sequences = True
-    honours_balance = frozenset({"ips_beta", "positive_threshold", "neg_sampler", "n_negatives"})
+
+    def _build_net(self) -> nn.Module:
+        return _SASRecNet(self.n_items_, self.config)
 
     def _fit(self, train: Interactions, valid: Interactions | None, progress: ProgressFn) -> None:
         cfg: SASRecConfig = self.config
-        positives, _ = split_by_threshold(train, self.balance.positive_threshold)
-        popularity = positives.item_popularity
-        self.net_ = _SASRecNet(self.n_items_, cfg).to(self.device)
-        net = self.net_
-        batches = WindowBatches(
-            positives.sequences,
-            max_len=cfg.max_len,
-            batch_size=cfg.batch_size,
-            pad=self.n_items_,
-            device=self.device,
-            seed=self.seed,
-            taste_items=cfg.taste_items if cfg.taste_weight > 0 else 0,
-        )
-        negatives = shared_negatives_for(self, popularity, cfg.loss == "sampled", cfg.n_sampled)
-        weights = (
-            torch.as_tensor(ips_weights(popularity, self.balance.ips_beta), device=self.device)
-            if self.balance.ips_beta > 0
-            else None
-        )
+        data = self._prepare(train)
+        net, negatives, weights = self.net_, data.negatives, data.weights
+        batches = data.batches
 
         def step(batch: SeqBatch) -> torch.Tensor:
             hidden, _ = net(batch.inputs)
@@ -204,13 +170,6 @@ class SASRec(Recommender):
         )
 
     # ----- scoring -------------------------------------------------------------------------
-    def _padded(self, history: sp.csr_matrix, sequences: Sequences | None) -> torch.Tensor:
-        if sequences is None:
-            # No time order given: fall back to the CSR order of the history (item index order)
-            sequences = Sequences(history.indptr.astype(np.int64), history.indices.astype(np.int32))
-        seq = sequences.padded(self.config.max_len, self.n_items_)
-        return torch.as_tensor(seq, device=self.device)
-
     def _encode(self, history: sp.csr_matrix, sequences: Sequences | None) -> torch.Tensor:
         """[b, d] representation at the last position of each history."""
         self.net_.eval()
@@ -233,28 +192,11 @@ class SASRec(Recommender):
         This is attention, not attribution.
         """
         self._check_fitted()
-        length = max_len or self.config.max_len
-        seq = torch.as_tensor(sequences.padded(length, self.n_items_), device=self.device)
+        seq = self._padded(None, sequences, max_len)
         self.net_.eval()
         with torch.no_grad():
             _, weights = self.net_(seq, need_weights=True)
         return weights[:, -1, :].float().cpu().numpy()
 
-    def item_embeddings(self) -> np.ndarray | None:
-        return self.net_.item_weight.detach().float().cpu().numpy()
-
-    def user_embeddings(self) -> np.ndarray | None:
-        users = np.arange(self.n_users_)
-        out = [
-            self._encode(self.history_[b], self.sequences_.rows(b)).float().cpu().numpy()
-            for b in np.array_split(users, max(1, -(-len(users) // 2048)))
-        ]
-        return np.concatenate(out) if out else None
-
-    def _state(self) -> dict[str, torch.Tensor]:
-        return {f"net.{k}": v for k, v in self.net_.state_dict().items()}
-
-    def _load_state(self, state: dict[str, torch.Tensor]) -> None:
-        self.net_ = _SASRecNet(self.n_items_, self.config).to(self.device)
-        self.net_.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
-        self.net_.eval()
+    def _user_vectors(self, history: sp.csr_matrix, sequences: Sequences | None) -> np.ndarray:
+        return self._encode(history, sequences).float().cpu().numpy()
