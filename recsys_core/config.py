@@ -145,9 +145,7 @@ def config_from_dict(cls: type[C], values: dict[str, Any] | None) -> C:
     specs = {s.name: s for s in describe(cls)}
     unknown = sorted(set(values) - set(specs))
     if unknown:
-        raise ConfigError(
-            f"{cls.__name__}: unknown parameter(s) {unknown}; known: {sorted(specs)}"
-        )
+        raise ConfigError(f"{cls.__name__}: unknown parameter(s) {unknown}; known: {sorted(specs)}")
     kwargs = {k: coerce(specs[k], v, cls.__name__) for k, v in values.items()}
     return cls(**kwargs)
 

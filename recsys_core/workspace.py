@@ -153,7 +153,9 @@ class Workspace:
     def connect(self) -> Iterator[sqlite3.Connection]:
         """A connection in WAL mode with a busy timeout; commits on success, rolls back on error."""
         self.root.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.catalog_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn = sqlite3.connect(
+            self.catalog_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+        )
         conn.row_factory = sqlite3.Row
         try:
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")

@@ -258,8 +258,10 @@ class Interactions:
         labels = frame[SPLIT].to_numpy(dtype=object) if SPLIT in frame else None
         users = user_codes.astype(np.int32)
         items = item_codes.astype(np.int32)
-        order = np.lexsort((timestamps, users)) if timestamps is not None else np.argsort(
-            users, kind="stable"
+        order = (
+            np.lexsort((timestamps, users))
+            if timestamps is not None
+            else np.argsort(users, kind="stable")
         )
         user_ids = np.asarray(user_ids)
         item_ids = np.asarray(item_ids)

@@ -96,7 +96,9 @@ class Recommender(ABC):
 
     # ----- scoring -------------------------------------------------------------------------
     @abstractmethod
-    def score_history(self, history: sp.csr_matrix, sequences: Sequences | None = None) -> torch.Tensor:
+    def score_history(
+        self, history: sp.csr_matrix, sequences: Sequences | None = None
+    ) -> torch.Tensor:
         """Scores of every item for users described only by their history.
 
         Parameters
@@ -172,8 +174,8 @@ class Recommender(ABC):
         """Learned state as CPU tensors (subclasses extend the dict)."""
         return {}
 
-    def _load_state(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore what ``_state`` returned (subclasses override)."""
+    def _load_state(self, state: dict[str, torch.Tensor]) -> None:  # noqa: B027 - optional hook
+        """Restore what ``_state`` returned (subclasses override; stateless models need not)."""
 
     def save(self, directory: str | Path) -> Path:
         """Write ``model.json`` (key, config, seed) and ``state.pt`` (tensors on CPU)."""
@@ -253,7 +255,9 @@ def csr_to_tensor(matrix: sp.spmatrix, device: torch.device) -> torch.Tensor:
     if device.type == "mps":
         coo = m.tocoo()
         idx = torch.as_tensor(np.vstack([coo.row, coo.col]), dtype=torch.long)
-        return torch.sparse_coo_tensor(idx, torch.as_tensor(coo.data), m.shape).coalesce().to(device)
+        return (
+            torch.sparse_coo_tensor(idx, torch.as_tensor(coo.data), m.shape).coalesce().to(device)
+        )
     return torch.sparse_csr_tensor(
         torch.as_tensor(m.indptr, dtype=torch.int64),
         torch.as_tensor(m.indices, dtype=torch.int64),

@@ -33,7 +33,9 @@ class Random(Recommender):
         self.scores_ = torch.rand(self.n_items_, generator=gen).to(self.device)
         progress(1, {"epoch": 1})
 
-    def score_history(self, history: sp.csr_matrix, sequences: Sequences | None = None) -> torch.Tensor:
+    def score_history(
+        self, history: sp.csr_matrix, sequences: Sequences | None = None
+    ) -> torch.Tensor:
         return self.scores_.expand(history.shape[0], -1).clone()
 
     def _state(self) -> dict[str, torch.Tensor]:
@@ -63,7 +65,9 @@ class MostPopular(Recommender):
         self.scores_ = torch.as_tensor(counts, device=self.device)
         progress(1, {"epoch": 1})
 
-    def score_history(self, history: sp.csr_matrix, sequences: Sequences | None = None) -> torch.Tensor:
+    def score_history(
+        self, history: sp.csr_matrix, sequences: Sequences | None = None
+    ) -> torch.Tensor:
         return self.scores_.expand(history.shape[0], -1).clone()
 
     def _state(self) -> dict[str, torch.Tensor]:
