@@ -27,14 +27,12 @@ import scipy.sparse as sp
 import torch
 
 from recsys_core.config import param, validate
-from recsys_core.data.interactions import Interactions, Sequences
+from recsys_core.data.interactions import Interactions
 from recsys_core.models.base import (
     ProgressFn,
-    Recommender,
-    csr_from_state,
-    csr_to_state,
     csr_to_tensor,
 )
+from recsys_core.models.itemitem import SparseItemItem
 
 WEIGHTINGS = ("none", "tfidf", "bm25")
 #: Dense similarity block budget (floats): n_items x block columns are computed at a time.
@@ -62,7 +60,7 @@ class ItemKNNConfig:
         validate(self)
 
 
-class ItemKNN(Recommender):
+class ItemKNN(SparseItemItem):
     """Item-based nearest neighbours with shrunk cosine similarity (see module docstring).
 
     Balance: honours ``pop_norm`` by dividing similarity column j by popularity_j^pop_norm,
@@ -98,34 +96,7 @@ class ItemKNN(Recommender):
 
         rows, cols, vals = blockwise_topk(xt, block, post, cfg.topk, train.n_items, progress)
         n = train.n_items
-        self.similarity_ = sp.csr_matrix((vals, (rows, cols)), shape=(n, n), dtype=np.float32)
-        self._to_device()
-
-    def _to_device(self) -> None:
-        # S^T as sparse CSR so a batch scores as (S^T @ H^T)^T without densifying S
-        self.similarity_t_ = csr_to_tensor(self.similarity_.T.tocsr(), self.device)
-
-    def score_history(
-        self, history: sp.csr_matrix, sequences: Sequences | None = None
-    ) -> torch.Tensor:
-        """Scores [batch, n_items] = history @ S (float32 on the model's device)."""
-        self._check_fitted()
-        h = torch.as_tensor(
-            sp.csr_matrix(history).toarray().T, dtype=torch.float32, device=self.device
-        )
-        return (self.similarity_t_ @ h).T.contiguous()
-
-    def item_similarity(self) -> sp.csr_matrix:
-        """Sparse float32 [n_items, n_items] S; column j holds item j's kept neighbours."""
-        self._check_fitted()
-        return self.similarity_
-
-    def _state(self) -> dict[str, torch.Tensor]:
-        return csr_to_state("similarity_", self.similarity_)
-
-    def _load_state(self, state: dict[str, torch.Tensor]) -> None:
-        self.similarity_ = csr_from_state("similarity_", state)
-        self._to_device()
+        self._set_weights(sp.csr_matrix((vals, (rows, cols)), shape=(n, n), dtype=np.float32))
 
 
 # ----- helpers shared with RP3beta -------------------------------------------------------------

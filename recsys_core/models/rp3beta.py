@@ -26,14 +26,12 @@ import scipy.sparse as sp
 import torch
 
 from recsys_core.config import param, validate
-from recsys_core.data.interactions import Interactions, Sequences
+from recsys_core.data.interactions import Interactions
 from recsys_core.models.base import (
     ProgressFn,
-    Recommender,
-    csr_from_state,
-    csr_to_state,
     csr_to_tensor,
 )
+from recsys_core.models.itemitem import SparseItemItem
 from recsys_core.models.itemknn import blockwise_topk
 
 
@@ -55,7 +53,7 @@ class RP3betaConfig:
         validate(self)
 
 
-class RP3beta(Recommender):
+class RP3beta(SparseItemItem):
     """Random-walk item-item recommender with popularity damping (see module docstring).
 
     Balance: honours ``pop_norm`` as extra damping of the target popularity, i.e. the
@@ -99,30 +97,4 @@ class RP3beta(Recommender):
         if cfg.normalize:
             sums = np.asarray(w.sum(axis=1)).ravel()
             w = sp.diags(1.0 / np.where(sums > 0, sums, 1.0)).astype(np.float32) @ w
-        self.weights_ = sp.csr_matrix(w, dtype=np.float32)
-        self._to_device()
-
-    def _to_device(self) -> None:
-        self.weights_t_ = csr_to_tensor(self.weights_.T.tocsr(), self.device)
-
-    def score_history(
-        self, history: sp.csr_matrix, sequences: Sequences | None = None
-    ) -> torch.Tensor:
-        """Scores [batch, n_items] = history @ W (float32 on the model's device)."""
-        self._check_fitted()
-        h = torch.as_tensor(
-            sp.csr_matrix(history).toarray().T, dtype=torch.float32, device=self.device
-        )
-        return (self.weights_t_ @ h).T.contiguous()
-
-    def item_similarity(self) -> sp.csr_matrix:
-        """Sparse float32 [n_items, n_items] W; row i holds the walk weights from item i."""
-        self._check_fitted()
-        return self.weights_
-
-    def _state(self) -> dict[str, torch.Tensor]:
-        return csr_to_state("weights_", self.weights_)
-
-    def _load_state(self, state: dict[str, torch.Tensor]) -> None:
-        self.weights_ = csr_from_state("weights_", state)
-        self._to_device()
+        self._set_weights(w)
