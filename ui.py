@@ -216,6 +216,23 @@ def active_dataset() -> Any | None:
     return info
 
 
+def finished_runs_or_stop() -> tuple[Any, Any, list[Any]]:
+    """(workspace, active dataset, its finished runs) for pages that read runs; stops the page
+    with a hint when there is no dataset or no finished run yet."""
+    from recsys_core.jobs import api
+
+    ws = workspace()
+    info = active_dataset()
+    if info is None:
+        st.stop()
+    with guard("reading runs", stop=True):
+        runs = api.list_runs(ws, dataset=info.id, status="done")
+    if not runs:
+        st.info("No finished run on this dataset yet: train one on the Train page, then come back.")
+        st.stop()
+    return ws, info, runs
+
+
 def datasets_frame(infos: list[Any]) -> pd.DataFrame:
     """Datasets as a table for ``st.dataframe``."""
     return pd.DataFrame(

@@ -10,7 +10,6 @@ import streamlit as st
 
 import ui
 from recsys_core.config import describe
-from recsys_core.jobs import api
 from recsys_core.split import SplitSpec
 from recsys_core.stats import paired_tests
 from recsys_core.viz.runs import (
@@ -31,17 +30,8 @@ st.markdown(
     "Rank finished runs on one dataset and split, with 95% confidence intervals, the accuracy "
     "versus long-tail trade-off, segments, and a paired significance test between two runs."
 )
-ws = ui.workspace()
+ws, info, done = ui.finished_runs_or_stop()
 root = str(ws.root)
-info = ui.active_dataset()
-if info is None:
-    st.stop()
-
-with ui.guard("reading runs", stop=True):
-    done = api.list_runs(ws, dataset=info.id, status="done")
-if not done:
-    st.info("No finished runs on this dataset yet: queue some on the Train page.")
-    st.stop()
 
 # ----- one ranking per split: metrics on different test sets are not comparable ---------------
 groups: dict[str, list] = {}

@@ -125,16 +125,8 @@ st.markdown(
     "Where a model puts items and users: a UMAP map of its learned vectors, to see its clusters "
     "and long tail, and where a user's history, recommendations and test items sit."
 )
-ws = ui.workspace()
+ws, info, runs = ui.finished_runs_or_stop()
 root = str(ws.root)
-info = ui.active_dataset()
-if info is None:
-    st.stop()
-with ui.guard("reading runs", stop=True):
-    runs = api.list_runs(ws, dataset=info.id, status="done")
-if not runs:
-    st.info("No finished run on this dataset yet: train one on the Train page, then come back.")
-    st.stop()
 by_id = {r.id: r for r in runs}
 
 c1, c2, c3 = st.columns([3, 1, 2])

@@ -51,16 +51,8 @@ st.markdown(
     "Why was this item recommended to this user? Shapley attributions of the real model's "
     "score over the user's history, checked for efficiency and for faithfulness."
 )
-ws = ui.workspace()
+ws, info, runs = ui.finished_runs_or_stop()
 root = str(ws.root)
-info = ui.active_dataset()
-if info is None:
-    st.stop()
-with ui.guard("reading runs", stop=True):
-    runs = api.list_runs(ws, dataset=info.id, status="done")
-if not runs:
-    st.info("No finished run on this dataset yet: train one on the Train page, then come back.")
-    st.stop()
 by_id = {r.id: r for r in runs}
 run_id = st.selectbox(
     "Run", list(by_id), format_func=lambda r: _run_label(by_id[r]), key="explain.run"
