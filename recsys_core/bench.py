@@ -24,7 +24,7 @@ import torch
 
 from recsys_core.data.interactions import Interactions
 from recsys_core.device import resolve_device
-from recsys_core.errors import NotFoundError
+from recsys_core.errors import ConfigError, NotFoundError
 from recsys_core.split import Split, SplitSpec, make_split
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data" / "ml-latest-small"
@@ -234,6 +234,22 @@ def eval_speed_benchmark(
     }
 
 
+BENCH_PROTOCOLS = ("fixed", "random", "leave_last")
+
+
+def bench_split_spec(protocol: str, split_file: str | Path | None, seed: int) -> SplitSpec:
+    """The split of a bench run: the fixed file, random 80/10/10, or leave-last-out by time."""
+    if protocol not in BENCH_PROTOCOLS:
+        raise ConfigError(
+            f"bench: split {protocol!r} is not allowed; choose one of {BENCH_PROTOCOLS}"
+        )
+    if protocol == "fixed" and split_file:
+        return SplitSpec(protocol="predefined", split_file=str(split_file), seed=seed)
+    if protocol == "leave_last":
+        return SplitSpec(protocol="leave_last", k=1, valid_k=1, seed=seed)
+    return SplitSpec(protocol="random", test_ratio=0.1, valid_ratio=0.1, seed=seed)
+
+
 def load_bench_data(dataset: str | Path) -> Interactions:
     """Read and encode any file the importer reads (every rating kept as a positive, no filters),
     in a throw-away workspace so the user's workspace is not touched."""
@@ -260,6 +276,7 @@ def run_bench(
     *,
     dataset: str | Path = DEFAULT_DATASET,
     split_file: str | Path | None = DEFAULT_SPLIT_FILE,
+    protocol: str = "fixed",
     models: Sequence[str] | None = None,
     configs: dict[str, dict[str, Any]] | None = None,
     device: str = "auto",
@@ -275,6 +292,9 @@ def run_bench(
     ----------
     dataset : interaction file (default: the bundled ml-latest-small ratings).
     split_file : predefined split (default: the fixed 80/10/10 split); None = random 80/10/10.
+    protocol : ``"fixed"`` (the split file), ``"random"`` (80/10/10) or ``"leave_last"`` (each
+        user's last interaction by time is the test, the one before it valid: RecBole's
+        sequential protocol). The peer figures apply to ``"fixed"`` only.
     models : registry keys (default: :func:`default_models`).
     configs : per-model hyperparameter overrides.
     ingest : also time ingesting a generated ``ingest_rows``-row CSV.
@@ -298,16 +318,14 @@ def run_bench(
     if eval_speed:
         out["eval_speed"] = eval_speed_benchmark(device=device, seed=seed)
     data = load_bench_data(dataset)
-    if split_file:
-        spec = SplitSpec(protocol="predefined", split_file=str(split_file), seed=seed)
-    else:
-        spec = SplitSpec(protocol="random", test_ratio=0.1, valid_ratio=0.1, seed=seed)
-    split = make_split(data, spec)
+    split = make_split(data, bench_split_spec(protocol, split_file, seed))
     out["split"] = split.description
     out["data"] = {"users": data.n_users, "items": data.n_items, "interactions": data.nnz}
     rows = []
     for key in keys:
         row = bench_model(key, split, config=(configs or {}).get(key), device=device, seed=seed)
+        if protocol != "fixed" or not split_file:
+            row.peer = {}  # the peers were measured on the fixed split only
         rows.append(row.to_dict())
         if on_row is not None:
             on_row(row)
@@ -316,9 +334,11 @@ def run_bench(
 
 
 __all__ = [
+    "BENCH_PROTOCOLS",
     "REFERENCE",
     "BenchRow",
     "bench_model",
+    "bench_split_spec",
     "default_models",
     "eval_speed_benchmark",
     "load_bench_data",

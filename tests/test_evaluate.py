@@ -346,6 +346,11 @@ def test_bench_pieces_on_small_data(split, workspace, synthetic_csv, capsys):
     out = json.loads(capsys.readouterr().out)
     assert [r["model"] for r in out["models"]] == ["most_popular", "random"]
     assert out["models"][0]["ndcg@10"] > out["models"][1]["ndcg@10"]
+    # RecBole's sequential protocol: one test item per user, by time; no peer figures there.
+    leave_last = [*argv[:-1], "--split", "leave_last", "--json"]
+    assert main(leave_last) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "last k interactions" in out["split"] and out["models"][0]["peer"] == {}
 
 
 def test_score_blocks_stay_bounded_for_large_catalogues():

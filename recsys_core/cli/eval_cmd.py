@@ -67,9 +67,16 @@ def register(subparsers: Any) -> None:
         description="Every rating a positive, full ranking, test ranking excluding train and "
         "valid items, early stopping on valid NDCG@10 where a model has it.",
     )
-    from recsys_core.bench import DEFAULT_DATASET, DEFAULT_SPLIT_FILE
+    from recsys_core.bench import BENCH_PROTOCOLS, DEFAULT_DATASET, DEFAULT_SPLIT_FILE
 
     b.add_argument("--dataset", default=str(DEFAULT_DATASET), help="interaction file")
+    b.add_argument(
+        "--split",
+        choices=BENCH_PROTOCOLS,
+        default="fixed",
+        help="fixed (the split file, default), random 80/10/10, or leave_last (each user's "
+        "last interaction by time; RecBole's sequential protocol)",
+    )
     b.add_argument(
         "--split-file",
         default=str(DEFAULT_SPLIT_FILE),
@@ -287,6 +294,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out = run_bench(
         dataset=args.dataset,
         split_file=split_file,
+        protocol=args.split,
         models=models,
         configs=configs,
         device=args.device,
