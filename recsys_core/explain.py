@@ -33,10 +33,20 @@ them to the explainer with two methods; when both exist, each named feature beco
 player of the game (present = its real value, removed = the model's neutral value):
 
 ``explain_side_features(user: int, item: int) -> list[tuple[str, str]]``
-    ``(name, kind)`` per maskable feature, kind ``"user"`` or ``"item"``.
+    ``(name, kind)`` per maskable feature, kind ``"user"`` or ``"item"``. Names read
+    ``"user: <attribute>=<value>"`` and ``"item <what>[: <value>]"`` ("user: age=25", "item
+    category: Comedy", "item text"): the plain-language sentence turns them into "your age 25",
+    "its category Comedy", "its text".
 ``score_history_masked(history, sequences, *, user: int, item: int, side_mask) -> Tensor``
     like ``score_history`` for a batch of histories of ``user``, with ``side_mask`` a bool
-    array [batch, n_side] saying which side features are present.
+    array [batch, n_side] saying which side features are present. Only the explained item's
+    column may depend on the item's features: the rank target reads the other items too.
+
+With every side feature present the scores are the model's real ones for the user (a two-tower
+user tower reads the user's attributes), so :func:`top_k` and :func:`counterfactual` score
+through the hook too and agree with the explanation. The base value then has the history empty
+and every side feature at its neutral value. Two-tower (user attributes, item side features) and
+content-based (item side features) models implement the hooks.
 
 Faithfulness
 ------------
@@ -143,7 +153,7 @@ class Explanation:
     user, item : dense indices; ``user_id`` / ``item_id`` / ``item_title`` for display.
     target : ``"score"`` or ``"rank"``; ``k`` the cut-off of the rank target.
     features : the M players; ``attributions`` float64 [M] their Shapley values.
-    base_value : output with every feature removed (empty history).
+    base_value : output with every feature removed (empty history, side features neutral).
     output : explained output with every feature present (score, or margin for ``"rank"``).
     score : the model's real score of the item for the full history; ``rank`` its 1-based rank
         among items the user has not seen.
@@ -537,6 +547,13 @@ def explain(
 
     faith = _deletion_curves(game, attributions, n_random, seed)
     attention, spearman, notes = _attention(model, data, user, history, features, attributions)
+    if side:
+        kinds = sorted({kind for _, kind in side}, key=("user", "item").index)
+        what = " and ".join({"user": "user attributes", "item": "item features"}[k] for k in kinds)
+        notes.append(
+            f"{len(side)} side features ({what}) are explained beside the history; the base "
+            "value has each at the model's neutral value"
+        )
     if n_grouped:
         notes.append(
             f"{n_grouped} least recent history items are explained together as one feature "
@@ -666,6 +683,24 @@ def _side_features(model: Recommender, user: int, item: int) -> list[tuple[str, 
     return side
 
 
+def _real_scores(
+    model: Recommender, history: sp.csr_matrix, sequences: Sequences, user: int
+) -> torch.Tensor:
+    """float32 [b, n_items] scores of histories of ``user`` with every side feature present.
+
+    Those are the real scores of every item whichever item the hook is told about, so item 0
+    stands in; models without side features score the history alone.
+    """
+    side = _side_features(model, user, 0)
+    with torch.no_grad():
+        if not side:
+            return model.score_history(history, sequences).float()
+        mask = np.ones((history.shape[0], len(side)), dtype=bool)
+        return model.score_history_masked(  # type: ignore[attr-defined]
+            history, sequences, user=user, item=0, side_mask=mask
+        ).float()
+
+
 def _check_options(
     target: str,
     method: str,
@@ -757,8 +792,7 @@ def counterfactual(
         np.concatenate([history, keep]).astype(np.int32),
     )
     hist = seqs.to_csr(model.n_items_)
-    with torch.no_grad():
-        scores = model.score_history(hist, seqs).float()
+    scores = _real_scores(model, hist, seqs, user)
     seen = torch.as_tensor(history, dtype=torch.long, device=scores.device)
     scores = scores.index_fill(1, seen, float("-inf"))
     k = max(1, min(int(k), model.n_items_ - len(history)))
@@ -797,10 +831,13 @@ def _fmt(value: float) -> str:
 
 
 def _phrase(feature: Feature) -> str:
+    """A feature as the subject of a sentence: a title, "your age 25", "its category Comedy"
+    (side-feature names follow the convention of the module docstring)."""
     if feature.kind == "user":
-        return f"your {feature.name}"
+        attribute, sep, value = feature.name.removeprefix("user: ").partition("=")
+        return f"your {attribute} {value}" if sep else f"your {attribute}"
     if feature.kind == "item":
-        return f"its {feature.name}"
+        return "its " + feature.name.removeprefix("item ").replace(": ", " ", 1)
     return feature.name
 
 
@@ -828,9 +865,11 @@ def explanation_sentence(exp: Explanation, n_positive: int = 3, n_negative: int 
             text += f"{';' if pos else ':'} {names} held it back"
         return text + "."
     if not pos:
+        side = any(f.kind in ("user", "item") for f in exp.features)
         text = (
             f"{head} mostly on its baseline ({_fmt(exp.base_value)}, the score with no "
-            "history); nothing in your history pushes it up"
+            + ("history and no side features); nothing" if side else "history); nothing")
+            + " in your history pushes it up"
         )
     else:
         history_pos = [i for i in pos if exp.features[i].kind in ("history", "group")]
@@ -842,8 +881,13 @@ def explanation_sentence(exp: Explanation, n_positive: int = 3, n_negative: int 
                 + _join([f"{_phrase(exp.features[i])} ({_fmt(a[i])})" for i in history_pos])
             )
         if side_pos:
-            reasons.append(_join([f"{_phrase(exp.features[i])} ({_fmt(a[i])})" for i in side_pos]))
-        text = f"{head} because " + " and ".join(reasons)
+            reasons.append(
+                "of " + _join([f"{_phrase(exp.features[i])} ({_fmt(a[i])})" for i in side_pos])
+            )
+        if side_pos and history_pos and side_pos[0] == pos[0]:
+            reasons.reverse()  # the strongest reason first
+        # "because you watched A (+0.21) and because of its category Comedy (+0.10)"
+        text = f"{head} because " + " and because ".join(reasons)
     if neg:
         names = _join([f"{_phrase(exp.features[i])} ({_fmt(a[i])})" for i in neg])
         text += f"; {names} pulled it down"
@@ -1009,8 +1053,7 @@ def top_k(model: Recommender, data: Interactions, user: int, k: int = 10) -> pd.
     user, _ = _check_indices(model, data, user, 0)
     history = user_history(data, user)
     seqs = Sequences(np.array([0, len(history)], dtype=np.int64), history.astype(np.int32))
-    with torch.no_grad():
-        scores = model.score_history(seqs.to_csr(model.n_items_), seqs).float()
+    scores = _real_scores(model, seqs.to_csr(model.n_items_), seqs, user)
     seen = torch.as_tensor(history, dtype=torch.long, device=scores.device)
     scores = scores.index_fill(1, seen, float("-inf"))
     top = torch.topk(scores, max(1, min(int(k), model.n_items_ - len(history))), dim=1)

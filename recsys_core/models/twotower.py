@@ -35,23 +35,45 @@ so it gives the attributes as zeros unless ``user_features`` is passed. ``attr_d
 the attributes of a share of training rows so the tower serves both cases (fold-in users, masked
 histories in explanations). Defaults: 64-d vectors, temperature 0.05 and batch 1024 (Yi et al.
 2019 tune temperatures around 0.05), Adam lr 1e-3.
+
+Explanations (:mod:`recsys_core.explain`): besides the history, the players are the user's
+attributes (one per user-table column, e.g. "user: age=25", "user: gender=F") and the scored
+item's side features (one per category, one each for its text, numeric and embedding blocks),
+only those the model reads. A removed attribute is zero, its neutral value: the absent category
+of a one-hot column, the mean of a standardised number, and what ``attr_dropout`` trains the
+tower with. A removed item feature is encoded as if the item lacked it (see
+:func:`recsys_core.models.content.mask_feature_rows`); only the explained item's vector changes,
+every other item keeps its real one. With everything removed the user tower sees an empty
+history and no attributes, so the base value is the score of a user the model knows nothing
+about for the item described by its id embedding alone.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 from torch import nn
 
 from recsys_core.balance import ips_weights, split_by_threshold
 from recsys_core.config import param
-from recsys_core.data.features import item_feature_blocks, user_feature_matrix
+from recsys_core.data.features import item_feature_blocks, user_feature_table
 from recsys_core.data.interactions import Interactions, Sequences
 from recsys_core.errors import DataError
 from recsys_core.models.base import ProgressFn, Recommender
+from recsys_core.models.content import (
+    SidePlayer,
+    item_side_players,
+    item_side_schema,
+    json_from_tensor,
+    json_to_tensor,
+    mask_feature_rows,
+    side_mask_tensor,
+)
 from recsys_core.training.sequences import shared_negatives_for
 from recsys_core.training.trainer import TrainConfig, make_generator, train_loop
 
@@ -125,12 +147,20 @@ class _TwoTowerNet(nn.Module):
         """[n_items, d + F] what the user tower pools per history item."""
         return torch.cat([self.history_ids.weight, self.item_features], dim=1)
 
-    def items(self, index: torch.Tensor, id_keep: torch.Tensor | None = None) -> torch.Tensor:
-        """[len(index), d] unit item vectors; ``id_keep`` [len(index)] zeroes id embeddings."""
+    def items(
+        self,
+        index: torch.Tensor,
+        id_keep: torch.Tensor | None = None,
+        features: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """[len(index), d] unit item vectors; ``id_keep`` [len(index)] zeroes id embeddings,
+        ``features`` [len(index), F] replaces the items' side features (explanations)."""
         ids = self.item_ids(index)
         if id_keep is not None:
             ids = ids * id_keep[:, None]
-        x = torch.cat([ids, self.item_features[index]], dim=1)
+        if features is None:
+            features = self.item_features[index]
+        x = torch.cat([ids, features], dim=1)
         return nn.functional.normalize(self.item_mlp(x), dim=1)
 
     def users(self, pooled: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
@@ -152,21 +182,25 @@ class TwoTower(Recommender):
         self.uses_sequences = self.config.pooling == "recency"
 
     # ----- features --------------------------------------------------------------------------
-    def _item_features(self, train: Interactions) -> np.ndarray:
+    def _item_features(self, train: Interactions) -> tuple[np.ndarray, dict[str, Any] | None]:
+        """float32 [n_items, F] item side features and their schema for explanations."""
         if not self.config.use_item_features:
-            return np.zeros((train.n_items, 0), dtype=np.float32)
+            return np.zeros((train.n_items, 0), dtype=np.float32), None
         blocks = item_feature_blocks(train, text_dims=self.config.text_dims, seed=self.seed)
-        parts = [blocks[b] for b in BLOCKS if b in blocks]
-        if not parts:  # no item table: the item tower is an id embedding through an MLP
-            return np.zeros((train.n_items, 0), dtype=np.float32)
+        used = [b for b in BLOCKS if b in blocks]
+        if not used:  # no item table: the item tower is an id embedding through an MLP
+            return np.zeros((train.n_items, 0), dtype=np.float32), None
         # unit rows per block: no block dominates by its scale (same as the content model)
+        parts = [blocks[b] for b in used]
         parts = [p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12) for p in parts]
-        return np.hstack(parts).astype(np.float32)
+        return np.hstack(parts).astype(np.float32), item_side_schema(train, blocks, used)
 
-    def _user_features(self, train: Interactions) -> np.ndarray:
+    def _user_features(self, train: Interactions) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """float32 [n_users, A] user attributes and their schema for explanations."""
         if not self.config.use_user_features:
-            return np.zeros((train.n_users, 0), dtype=np.float32)
-        return user_feature_matrix(train).astype(np.float32)
+            return np.zeros((train.n_users, 0), dtype=np.float32), []
+        matrix, names = user_feature_table(train)
+        return matrix.astype(np.float32), _user_side_schema(train, names)
 
     # ----- pooling ---------------------------------------------------------------------------
     def _pool_weights(self, history: sp.csr_matrix, sequences: Sequences | None) -> sp.csr_matrix:
@@ -200,8 +234,11 @@ class TwoTower(Recommender):
                 where="model 'twotower'",
                 fix="train on a split with interactions (or lower positive_threshold)",
             )
-        item_feat = torch.as_tensor(self._item_features(train), device=self.device)
-        user_feat = torch.as_tensor(self._user_features(train), device=self.device)
+        item_feat, item_schema = self._item_features(train)
+        user_feat, user_schema = self._user_features(train)
+        self.side_schema_: dict[str, Any] | None = {"items": item_schema, "user": user_schema}
+        item_feat = torch.as_tensor(item_feat, device=self.device)
+        user_feat = torch.as_tensor(user_feat, device=self.device)
         self.net_ = _TwoTowerNet(self.n_items_, item_feat, user_feat, cfg).to(self.device)
         net = self.net_
         popularity = positives.item_popularity
@@ -353,6 +390,64 @@ class TwoTower(Recommender):
         attrs = self.net_.user_features[torch.as_tensor(users, device=self.device)]
         return self.score_history(self.history_[users], seqs, user_features=attrs)
 
+    # ----- explanation hooks (see recsys_core.explain and the module docstring) ---------------
+    def explain_side_features(self, user: int, item: int) -> list[tuple[str, str]]:
+        """``(name, kind)`` per user attribute of ``user``, then per side feature of ``item``."""
+        users, items = self._side_players(user, item)
+        return [(p.name, p.kind) for p in users + items]
+
+    def score_history_masked(
+        self,
+        history: sp.csr_matrix,
+        sequences: Sequences | None = None,
+        *,
+        user: int,
+        item: int,
+        side_mask: np.ndarray,
+    ) -> torch.Tensor:
+        """:meth:`score_history` for histories of ``user`` with the side features ``side_mask``
+        keeps: bool [batch, n_side] over :meth:`explain_side_features`' list.
+
+        The user's attributes enter the user tower; the item's features change column ``item``
+        only (every other item keeps its cached vector). All present gives the real scores of
+        ``user`` (those of :meth:`score_users` for a training user's own history).
+        """
+        self._check_fitted()
+        users, items = self._side_players(user, item)
+        b, n_u = history.shape[0], len(users)
+        mask = side_mask_tensor(side_mask, b, n_u + len(items), self.device)
+        net = self.net_
+        attrs = None
+        if users:
+            attrs = mask_feature_rows(net.user_features[int(user)], (), users, mask[:, :n_u])
+        u = self._user_vectors(history, sequences, attrs)
+        scores = (u @ self.item_vectors_.T).float()
+        if items:
+            features = mask_feature_rows(
+                net.item_features[int(item)], self.side_schema_["items"]["blocks"], items,
+                mask[:, n_u:],
+            )  # fmt: skip
+            index = torch.full((b,), int(item), dtype=torch.long, device=self.device)
+            with torch.no_grad():
+                v = net.items(index, self.trained_items_[index].float(), features)
+            scores[:, item] = (u * v).sum(dim=1)
+        return scores
+
+    def _side_players(self, user: int, item: int) -> tuple[list[SidePlayer], list[SidePlayer]]:
+        # runs saved before side features were explained carry no schema: history only
+        schema = self.side_schema_
+        if schema is None:
+            return [], []
+        users: list[SidePlayer] = []
+        feats = self.net_.user_features
+        if schema["user"] and 0 <= int(user) < feats.shape[0]:
+            users = _user_side_players(schema["user"], feats[int(user)].cpu().numpy())
+        items: list[SidePlayer] = []
+        if schema["items"] is not None:
+            row = self.net_.item_features[int(item)].cpu().numpy()
+            items = item_side_players(schema["items"], row)
+        return users, items
+
     def item_embeddings(self) -> np.ndarray | None:
         return self.item_vectors_.detach().float().cpu().numpy()
 
@@ -369,6 +464,8 @@ class TwoTower(Recommender):
     def _state(self) -> dict[str, torch.Tensor]:
         state = {f"net.{k}": v for k, v in self.net_.state_dict().items()}
         state["trained_items"] = self.trained_items_
+        if self.side_schema_ is not None:
+            state["side_schema"] = json_to_tensor(self.side_schema_)
         return state
 
     def _load_state(self, state: dict[str, torch.Tensor]) -> None:
@@ -378,7 +475,51 @@ class TwoTower(Recommender):
         ).to(self.device)
         self.net_.load_state_dict(net_state)
         self.trained_items_ = state["trained_items"].to(self.device)
+        schema = state.get("side_schema")
+        self.side_schema_ = None if schema is None else json_from_tensor(schema)
         self._refresh_items()
+
+
+def _user_side_schema(train: Interactions, names: list[str]) -> list[dict[str, Any]]:
+    """Per user-table column, the attribute columns it became (``user_feature_table``'s order).
+
+    A numeric column is one standardised column named after it (its mean and std are kept to
+    name the raw value); a categorical one is one-hot columns named ``"col=level"``.
+    """
+    table = train.user_table
+    groups: list[dict[str, Any]] = []
+    for col in [] if table is None else table.columns:
+        label = str(col)
+        if label in names:
+            values = pd.Series(table[col]).to_numpy(dtype=np.float64, na_value=np.nan)
+            mean = float(np.nanmean(values)) if np.isfinite(values).any() else 0.0
+            std = float(np.nanstd(values)) if np.isfinite(values).any() else 1.0
+            std = std if np.isfinite(std) and std > 0 else 1.0  # as the standardisation does
+            groups.append({"column": label, "start": names.index(label), "width": 1,
+                           "mean": mean, "std": std})  # fmt: skip
+            continue
+        cols = [j for j, n in enumerate(names) if n.startswith(label + "=")]
+        if cols:
+            groups.append({"column": label, "start": cols[0], "width": len(cols),
+                           "names": names[cols[0] : cols[0] + len(cols)]})  # fmt: skip
+    return groups
+
+
+def _user_side_players(schema: list[dict[str, Any]], row: np.ndarray) -> list[SidePlayer]:
+    """One player per attribute the user has; a zero attribute (missing, or at the mean) is
+    already at the neutral value, so it is no player (its Shapley value would be 0)."""
+    players = []
+    for group in schema:
+        cols = np.arange(group["start"], group["start"] + group["width"], dtype=np.int64)
+        values = row[cols]
+        if not np.any(values):
+            continue
+        if "names" in group:
+            label = group["names"][int(np.argmax(values))]
+        else:
+            label = f"{group['column']}={values[0] * group['std'] + group['mean']:.6g}"
+        players.append(SidePlayer(f"user: {label}", "user", cols))
+    return players
 
 
 def _bag_sum(weights: sp.csr_matrix, table: torch.Tensor, device: torch.device) -> torch.Tensor:
