@@ -23,7 +23,7 @@ from recsys_core.explain import (
     user_history,
 )
 from recsys_core.jobs import api
-from recsys_core.viz.explain import attention_heatmap, deletion_curve, waterfall
+from recsys_core.viz.explain import SIDE_KINDS, attention_heatmap, deletion_curve, waterfall
 from recsys_core.workspace import Workspace
 
 #: Histories longer than this are explained by the worker for deep models (seconds, not ms).
@@ -154,7 +154,10 @@ faith = exp["faithfulness"]
 m1, m2, m3, m4, m5 = st.columns(5)
 m1.metric("Score", f"{exp['score']:.4g}", help="the model's real score of the item")
 m2.metric("Rank", exp["rank"], help="among items the user has not seen")
-m3.metric("Base value", f"{exp['base_value']:.4g}", help="output with an empty history")
+m3.metric(
+    "Base value", f"{exp['base_value']:.4g}",
+    help="output with an empty history (and side features, if any, at their neutral value)",
+)  # fmt: skip
 m4.metric(
     "Efficiency", "holds" if exp["efficient"] else "fails",
     help=f"|base + Σ attributions − output| = {exp['efficiency_gap']:.2g} "
@@ -170,8 +173,16 @@ fig = waterfall(exp)
 st.plotly_chart(fig, key="explain.waterfall")
 st.caption(
     "Read from the base value (no history) down to the model's output: green bars push the "
-    "item up, red bars pull it down; the bars add up exactly to the output."
+    "item up, red bars pull it down; the bars add up exactly to the output. Labels in purple "
+    "are side features: the user's attributes and the item's own features."
 )
+side = [f for f in exp["features"] if f["kind"] in SIDE_KINDS]
+if side:
+    st.markdown("**Side features** (removed = the model's neutral value)")
+    st.dataframe(
+        [{"kind": f["kind"], "feature": f["name"], "attribution": f["attribution"]} for f in side],
+        hide_index=True,
+    )
 for note in exp["notes"]:
     st.caption(f"Note: {note}")
 g1, g2 = st.columns(2)

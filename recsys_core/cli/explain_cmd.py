@@ -6,8 +6,9 @@
         [--method auto|exact|permutation|kernel] [--max-features 50] [--nsamples N]
         [--device auto] [--json]
 
-Prints the attributions (raw ids and titles), the base value, the score, the efficiency gap and
-the faithfulness figure; ``--json`` prints ``Explanation.to_dict()``.
+Prints the attributions (raw ids and titles; side features with kind ``user`` or ``item``), the
+base value, the score, the efficiency gap and the faithfulness figure; ``--json`` prints
+``Explanation.to_dict()``, whose features carry the same ``kind``.
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
         f"for user {exp.user_id}"
     )
     print(f"  rank {exp.rank}, score {exp.score:.6g}; explained output: {what} = {exp.output:.6g}")
-    print(f"  base value (empty history) {exp.base_value:.6g}")
+    n_side = sum(f.kind in ("user", "item") for f in exp.features)
+    neutral = f", {n_side} side features at their neutral value" if n_side else ""
+    print(f"  base value (empty history{neutral}) {exp.base_value:.6g}")
     check = "holds" if exp.efficient else "FAILS"
     print(
         f"  efficiency: |base + sum - output| = {exp.efficiency_gap:.3g} "

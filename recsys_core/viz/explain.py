@@ -17,6 +17,9 @@ from recsys_core.viz.palette import model_color
 UP = "#2CA02C"  # pushes the item up
 DOWN = "#D62728"  # pulls it down
 NEUTRAL = "#7F7F7F"
+SIDE = "#9467BD"  # labels of side features (user attributes, the item's own features)
+#: Feature kinds that are side features rather than history.
+SIDE_KINDS = ("user", "item")
 
 
 def _short(text: str, width: int = 40) -> str:
@@ -37,7 +40,9 @@ def waterfall(exp: Mapping[str, Any], max_rows: int = 15) -> go.Figure:
     """Waterfall from the base value (empty history) to the explained output.
 
     Bars are the ``max_rows`` largest attributions by magnitude; the rest are summed into one
-    "N other features" bar, so the bars always add up exactly to the output (efficiency).
+    "N other features" bar, so the bars always add up exactly to the output (efficiency). Side
+    features (user attributes, the item's own features) have their labels in ``SIDE`` colour
+    and start with "user"/"item".
 
     Parameters
     ----------
@@ -48,17 +53,27 @@ def waterfall(exp: Mapping[str, Any], max_rows: int = 15) -> go.Figure:
     values = np.array([f["attribution"] for f in features], dtype=np.float64)
     order = np.argsort(-np.abs(values), kind="stable")
     shown, rest = order[:max_rows], order[max_rows:]
-    labels = ["base (empty history)"]
+    has_side = any(f["kind"] in SIDE_KINDS for f in features)
+    labels = ["base (empty history, side features neutral)" if has_side else "base (empty history)"]
     measures = ["absolute"]
     ys = [float(exp["base_value"])]
-    hover = ["output with every history item removed"]
+    hover = [
+        "output with every history item removed"
+        + (" and every side feature at its neutral value" if has_side else "")
+    ]
+    side_labels = set()
     for i in shown:
         f = features[i]
-        prefix = {"user": "user · ", "item": "item · ", "group": ""}.get(f["kind"], "")
-        labels.append(_short(prefix + str(f["name"])))
+        label = _short(_label(f))
+        labels.append(label)
         measures.append("relative")
         ys.append(float(values[i]))
-        hover.append(f"{f['kind']}: {', '.join(f['item_ids'][:5]) or f['name']}")
+        if f["kind"] in SIDE_KINDS:
+            side_labels.add(label)
+            what = "user attribute" if f["kind"] == "user" else "side feature of the item"
+            hover.append(f"{what}: {f['name']}")
+        else:
+            hover.append(f"{f['kind']}: {', '.join(f['item_ids'][:5]) or f['name']}")
     if len(rest):
         labels.append(f"{len(rest)} other features")
         measures.append("relative")
@@ -82,14 +97,23 @@ def waterfall(exp: Mapping[str, Any], max_rows: int = 15) -> go.Figure:
             connector={"line": {"color": "#BBBBBB"}},
         )
     )
-    fig.update_yaxes(autorange="reversed")
+    ticks = [f'<span style="color:{SIDE}">{t}</span>' if t in side_labels else t for t in labels]
+    fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=labels, ticktext=ticks)
     fig.update_xaxes(title=what)
     title = f"Why {_short(str(exp['item_title']), 50)}? ({exp['model']}, {exp['method']} Shapley)"
     return _layout(fig, title, height=120 + 28 * len(labels))
 
 
+def _label(feature: Mapping[str, Any]) -> str:
+    """The bar label: side features start with their kind ("user: age=25", "item text")."""
+    name, kind = str(feature["name"]), feature["kind"]
+    if kind in SIDE_KINDS and not name.startswith(kind):
+        return f"{kind} · {name}"
+    return name
+
+
 def deletion_curve(exp: Mapping[str, Any]) -> go.Figure:
-    """The item's score as history features are removed: attribution order vs random orders."""
+    """The item's score as features are removed: attribution order vs random orders."""
     faith = exp["faithfulness"]
     steps = np.arange(len(faith["scores"]))
     fig = go.Figure()
@@ -115,7 +139,7 @@ def deletion_curve(exp: Mapping[str, Any]) -> go.Figure:
             hovertemplate="removed %{x}: score %{y:.4g}, mean rank %{customdata}<extra></extra>",
         )
     )
-    fig.update_xaxes(title="history features removed")
+    fig.update_xaxes(title="features removed")
     fig.update_yaxes(title="item score")
     fig.update_layout(legend={"orientation": "h", "y": -0.25})
     return _layout(fig, f"Deletion test (faithfulness {faith['faithfulness']:+.2f})", 360)
@@ -160,4 +184,4 @@ def attention_heatmap(exp: Mapping[str, Any]) -> go.Figure | None:
     return _layout(fig, f"Attention vs attribution ({agreement})", 320)
 
 
-__all__ = ["attention_heatmap", "deletion_curve", "waterfall"]
+__all__ = ["SIDE", "SIDE_KINDS", "attention_heatmap", "deletion_curve", "waterfall"]
