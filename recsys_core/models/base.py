@@ -266,6 +266,13 @@ def csr_to_tensor(matrix: sp.spmatrix, device: torch.device) -> torch.Tensor:
     ).to(device)
 
 
+def sparse_mm(sparse: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    """``sparse @ dense`` in float32 with autocast off: CUDA's sparse kernels (cuSPARSE SpMM,
+    addmm_sparse) have no bf16 version, so inside the trainer's bf16 autocast they would fail."""
+    with torch.autocast(device_type=dense.device.type, enabled=False):
+        return torch.sparse.mm(sparse, dense.float())
+
+
 def dense_rows(matrix: sp.spmatrix, device: torch.device) -> torch.Tensor:
     """A small sparse batch as a dense float32 tensor on ``device``."""
     return torch.as_tensor(matrix.toarray(), dtype=torch.float32, device=device)

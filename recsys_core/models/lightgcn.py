@@ -31,7 +31,7 @@ from torch import nn
 from recsys_core.balance import prepare_training
 from recsys_core.config import param
 from recsys_core.data.interactions import Interactions, Sequences
-from recsys_core.models.base import ProgressFn, Recommender, csr_to_tensor
+from recsys_core.models.base import ProgressFn, Recommender, csr_to_tensor, sparse_mm
 from recsys_core.models.bpr import PAIRWISE_BALANCE
 from recsys_core.training.foldin import calibrate_foldin_scale, least_squares_foldin
 from recsys_core.training.losses import bpr_loss
@@ -82,7 +82,7 @@ class _Graph(nn.Module):
         x = self.emb.weight
         total = x
         for _ in range(layers):
-            x = torch.sparse.mm(adj, x)
+            x = sparse_mm(adj, x)
             total = total + x
         return total / (layers + 1)
 

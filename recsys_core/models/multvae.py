@@ -29,7 +29,7 @@ from torch import nn
 from recsys_core.balance import prepare_training
 from recsys_core.config import param
 from recsys_core.data.interactions import Interactions, Sequences
-from recsys_core.models.base import ProgressFn, Recommender, dense_rows
+from recsys_core.models.base import ProgressFn, Recommender, dense_rows, sparse_mm
 from recsys_core.training.losses import multinomial_nll
 from recsys_core.training.trainer import TrainConfig, make_generator, train_loop
 
@@ -74,7 +74,7 @@ class _VAE(nn.Module):
             h = self.enc(h)
         else:
             # click vectors are ~1% dense: a sparse product makes the widest layer cheap
-            h = torch.sparse.mm(h.detach().to_sparse(), self.enc.weight.T) + self.enc.bias
+            h = sparse_mm(h.detach().to_sparse(), self.enc.weight.T) + self.enc.bias
         h = torch.tanh(h)
         mu, logvar = self.enc_out(h).split(self.latent, dim=1)
         return mu, logvar
