@@ -51,6 +51,14 @@ LOSSES = ("full", "sampled")
 class MultiInterestConfig(SequenceConfig):
     """ComiRec-SA hyperparameters (defaults: Cen et al. 2020, sec. 5.1)."""
 
+    # Interests are read off the whole history, so it reads more of it than SASRec (pooling is
+    # linear in the length): 200 items and 128 all-action items took NDCG@10 on ml-latest-small
+    # from 0.143 (50 items) to 0.164, with lr 1e-3 (2e-3 was worse).
+    max_len: int = param(200, "history length read (latest items)", low=2, high=2000)
+    lr: float = param(1e-3, "learning rate (Adam)", low=1e-6, high=10.0, log=True)
+    taste_items: int = param(
+        128, "history items per user for the all-action loss", low=1, high=1000
+    )
     n_interests: int = param(4, "number of interest vectors K per user", low=1, high=64)
     attn_width: int = param(0, "attention width d_a of W1 (0 = 4 x hidden)", low=0, high=16384)
     dropout: float = param(0.1, "dropout on the history item embeddings", low=0.0, high=0.9)

@@ -13,8 +13,11 @@ much stronger (Klenitskiy & Vasilev 2023, "Turning Dross Into Gold Loss: is BERT
 better than SASRec?"), and it is affordable on catalogues of tens of thousands of items.
 ``loss="sampled"`` switches to sampled softmax with negatives from ``pop^neg_alpha``.
 
-Defaults: hidden 64, 2 blocks, 1 head, dropout 0.2, lr 1e-3 (paper, sec. IV-B); max_len 50
-(the paper's value for sparse datasets; 200 for ML-1M).
+Defaults: hidden 64, 2 blocks, 1 head, dropout 0.2 (paper, sec. IV-B); max_len 50 (the paper's
+value for sparse datasets; 200 for ML-1M). Learning rate 2e-3 (paper: 1e-3), patience 20 and
+the all-action loss with 64 history items at weight 2 were measured on ml-latest-small's fixed
+random split (``bench``): NDCG@10 0.133 with the paper's settings and 8 all-action items, 0.167
+with these, MostPopular 0.128.
 """
 
 from __future__ import annotations
