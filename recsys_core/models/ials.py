@@ -276,7 +276,9 @@ class _SideData:
         if dense.device.type == "mps":  # no sparse CSR kernels on MPS: scatter-add instead
             out = torch.zeros(self.shape[0], dense.shape[1], device=dense.device)
             return out.index_add_(0, self.rows, dense[self.cols] * values[:, None])
-        matrix = torch.sparse_csr_tensor(self.crow, self.cols, values, size=self.shape)
+        matrix = torch.sparse_csr_tensor(
+            self.crow, self.cols, values, size=self.shape, check_invariants=False
+        )
         return matrix @ dense
 
 
