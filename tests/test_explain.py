@@ -330,8 +330,8 @@ def test_progress_and_cancellation(small_synthetic):
 
 
 # ----- runs: explain_run, the background task, the CLI ------------------------------------------
-def make_finished_run(ws, model: str = "itemknn") -> tuple[str, str]:
-    """A synthetic dataset and one finished run of ``model`` on it, executed in-process.
+def make_finished_run(ws, model: str = "itemknn", config: dict | None = None) -> tuple[str, str]:
+    """A synthetic dataset and one finished run of ``model`` (``config``) on it, in-process.
 
     Returns (finished run id, a second run id left queued).
     """
@@ -346,6 +346,7 @@ def make_finished_run(ws, model: str = "itemknn") -> tuple[str, str]:
     inter, items, users = make_frames(SyntheticConfig(n_users=80, n_items=60, mean_history=12))
     info = import_frames(ws, inter, name="synth", source="synthetic", items=items, users=users)
     spec = {"dataset": info.id, "model": model, "split": {"protocol": "leave_last"}}
+    spec["config"] = config or {}
     run_id = api.submit(ws, spec)
     queued = api.submit(ws, spec)
     store.update_run(ws, run_id, status=RUNNING, started_at=time.time())
