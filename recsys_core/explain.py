@@ -866,10 +866,14 @@ def explanation_sentence(exp: Explanation, n_positive: int = 3, n_negative: int 
         return text + "."
     if not pos:
         side = any(f.kind in ("user", "item") for f in exp.features)
+        empty, what = (
+            ("history and no side features", "your history or its features")
+            if side
+            else ("history", "your history")
+        )
         text = (
-            f"{head} mostly on its baseline ({_fmt(exp.base_value)}, the score with no "
-            + ("history and no side features); nothing" if side else "history); nothing")
-            + " in your history pushes it up"
+            f"{head} mostly on its baseline ({_fmt(exp.base_value)}, the score with no {empty}); "
+            f"nothing in {what} pushes it up"
         )
     else:
         history_pos = [i for i in pos if exp.features[i].kind in ("history", "group")]

@@ -423,10 +423,9 @@ class TwoTower(Recommender):
         u = self._user_vectors(history, sequences, attrs)
         scores = (u @ self.item_vectors_.T).float()
         if items:
-            features = mask_feature_rows(
-                net.item_features[int(item)], self.side_schema_["items"]["blocks"], items,
-                mask[:, n_u:],
-            )  # fmt: skip
+            blocks = self.side_schema_["items"]["blocks"]
+            row = net.item_features[int(item)]
+            features = mask_feature_rows(row, blocks, items, mask[:, n_u:])
             index = torch.full((b,), int(item), dtype=torch.long, device=self.device)
             with torch.no_grad():
                 v = net.items(index, self.trained_items_[index].float(), features)
@@ -495,13 +494,14 @@ def _user_side_schema(train: Interactions, names: list[str]) -> list[dict[str, A
             mean = float(np.nanmean(values)) if np.isfinite(values).any() else 0.0
             std = float(np.nanstd(values)) if np.isfinite(values).any() else 1.0
             std = std if np.isfinite(std) and std > 0 else 1.0  # as the standardisation does
-            groups.append({"column": label, "start": names.index(label), "width": 1,
-                           "mean": mean, "std": std})  # fmt: skip
+            start = names.index(label)
+            groups.append({"column": label, "start": start, "width": 1, "mean": mean, "std": std})
             continue
         cols = [j for j, n in enumerate(names) if n.startswith(label + "=")]
         if cols:
-            groups.append({"column": label, "start": cols[0], "width": len(cols),
-                           "names": names[cols[0] : cols[0] + len(cols)]})  # fmt: skip
+            width = len(cols)
+            group_names = names[cols[0] : cols[0] + width]
+            groups.append({"column": label, "start": cols[0], "width": width, "names": group_names})
     return groups
 
 
