@@ -131,3 +131,39 @@ def test_neumf_negatives_default_to_config_and_balance_overrides():
     assert model._negatives_per_positive() == FAST["neumf"].n_negatives
     model = get_model("neumf")(FAST["neumf"], device="cpu", balance=BalanceConfig(n_negatives=7))
     assert model._negatives_per_positive() == 7
+
+
+def test_neumf_catalogue_scoring_is_the_pairwise_network():
+    """logits_all_items reorders the first MLP layer for speed; it must be the same function."""
+    from recsys_core.models.neumf import _NeuMF
+
+    torch.manual_seed(0)
+    net = _NeuMF(5, 40, NeuMFConfig(mf_dim=8, mlp_dim=6, mlp_layers=(12, 4))).eval()
+    users = torch.arange(5)
+    u_mf, u_mlp = net.user_mf(users), net.user_mlp(users)
+    pairwise = net.logits(u_mf, u_mlp, torch.arange(40)[None, :].expand(5, -1))
+    assert torch.allclose(net.logits_all_items(u_mf, u_mlp), pairwise, atol=1e-5)
+    net.train()  # dropout masks are per pair: the pairwise order is used
+    assert net.logits_all_items(u_mf, u_mlp).shape == (5, 40)
+
+
+def test_lightgcn_propagation_gradient_matches_dense_autograd():
+    """The custom backward (A @ grad, A symmetric) equals autograd through a dense A."""
+    import scipy.sparse as sp
+
+    from recsys_core.models.base import csr_to_tensor
+    from recsys_core.models.lightgcn import _Graph, normalized_adjacency
+
+    positives = sp.random(6, 9, density=0.4, format="csr", random_state=0)
+    adj = normalized_adjacency(positives)
+    torch.manual_seed(0)
+    graph = _Graph(15, 4)
+    graph.propagate(csr_to_tensor(adj, torch.device("cpu")), 3)[[1, 7, 12]].pow(2).sum().backward()
+    fast = graph.emb.weight.grad.clone()
+    dense, x = torch.as_tensor(adj.toarray()), graph.emb.weight.detach().clone().requires_grad_()
+    total, h = x, x
+    for _ in range(3):
+        h = dense @ h
+        total = total + h
+    (total / 4)[[1, 7, 12]].pow(2).sum().backward()
+    assert torch.allclose(fast, x.grad, atol=1e-6)

@@ -7,8 +7,10 @@ graph with adjacency ``A = [[0, R], [Rᵀ, 0]]``; layer ``k + 1`` is
 final representation is the layer mean ``E = sum_k E^(k) / (K + 1)`` (eq. 8, alpha_k =
 1/(K+1)). Scores are ``e_u · e_i`` (eq. 9); the loss is BPR with an L2 penalty λ on the
 layer-0 embeddings of the batch (eq. 15). Paper defaults: 64 dimensions, 3 layers,
-λ = 1e-4, Adam; we use a larger learning rate and batch for speed on CPU (the tuned values
-are the defaults below, measured on ml-latest-small).
+λ = 1e-4, Adam. Learning rate 5e-3 (paper: 1e-3) and batches of 2,048 pairs (the paper's and
+RecBole's size) were measured on ml-latest-small's fixed split: NDCG@10 0.210 against 0.199
+with batches of 4,096 and RecBole's 0.1988; a larger learning rate converges in fewer epochs,
+each of which propagates the whole graph once per batch.
 
 The normalised adjacency is a torch sparse CSR matrix on the device (COO on MPS); each batch
 propagates the whole graph once (forward and backward), as in the authors' code.
@@ -49,7 +51,7 @@ class LightGCNConfig(TrainConfig):
         1e-4, "L2 penalty λ on the batch's layer-0 embeddings (paper: 1e-4)", low=0.0, high=10.0
     )
     epochs: int = param(100, "maximum number of passes over the positives", low=1, high=10_000)
-    batch_size: int = param(4096, "positive pairs per optimiser step", low=1, high=1_000_000)
+    batch_size: int = param(2048, "positive pairs per optimiser step", low=1, high=1_000_000)
     lr: float = param(5e-3, "learning rate", low=1e-6, high=10.0, log=True)
     patience: int = param(
         5, "stop after this many validations without a better valid NDCG@10", low=1, high=1000
@@ -71,6 +73,21 @@ def normalized_adjacency(positives: sp.csr_matrix) -> sp.csr_matrix:
     return (d @ adj @ d).tocsr().astype(np.float32)
 
 
+class _SymmetricPropagation(torch.autograd.Function):
+    """``A @ x`` for a symmetric sparse ``A`` whose gradient is ``A @ grad``: autograd's own
+    backward of a sparse product transposes ``A`` on every call, which cost 40% of a LightGCN
+    step on the CPU (the normalised adjacency is symmetric by construction)."""
+
+    @staticmethod
+    def forward(ctx, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.adj = adj
+        return sparse_mm(adj, x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:  # type: ignore[override]
+        return None, sparse_mm(ctx.adj, grad)
+
+
 class _Graph(nn.Module):
     def __init__(self, n_nodes: int, dim: int) -> None:
         super().__init__()
@@ -82,7 +99,7 @@ class _Graph(nn.Module):
         x = self.emb.weight
         total = x
         for _ in range(layers):
-            x = sparse_mm(adj, x)
+            x = _SymmetricPropagation.apply(adj, x)
             total = total + x
         return total / (layers + 1)
 

@@ -98,6 +98,25 @@ class _NeuMF(nn.Module):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.logits(self.user_mf(users), self.user_mlp(users), items)
 
+    def logits_all_items(self, u_mf: torch.Tensor, u_mlp: torch.Tensor) -> torch.Tensor:
+        """User vectors [b, d] -> logits [b, n_items] against the whole catalogue (eval mode).
+
+        The same function as :meth:`logits`, computed in an order that scoring can afford: the
+        first MLP layer on ``[u, i]`` is ``W_u u + W_i i``, so the item half is computed once
+        per item instead of once per (user, item) pair, and the GMF half is a matrix product.
+        """
+        if self.training:  # dropout masks are per pair: only the plain order is the same model
+            n = self.item_mf.num_embeddings
+            items = torch.arange(n, device=u_mf.device)[None, :].expand(len(u_mf), -1)
+            return self.logits(u_mf, u_mlp, items)
+        first, d = self.mlp[1], u_mlp.shape[1]
+        user_part = u_mlp @ first.weight[:, :d].T + first.bias  # [b, h1]
+        item_part = self.item_mlp.weight @ first.weight[:, d:].T  # [n_items, h1]
+        hidden = self.mlp[3:](torch.relu(user_part[:, None, :] + item_part[None, :, :]))
+        w, k = self.out.weight[0], u_mf.shape[1]
+        gmf = (u_mf * w[:k]) @ self.item_mf.weight.T
+        return gmf + hidden @ w[k:] + self.out.bias
+
 
 class NeuMF(Recommender):
     """NeuMF (He et al. 2017) on the shared trainer."""
@@ -190,16 +209,12 @@ class NeuMF(Recommender):
         )
 
     # ----- scoring -------------------------------------------------------------------------
-    def _all_items(self, b: int) -> torch.Tensor:
-        return torch.arange(self.n_items_, device=self.device)[None, :].expand(b, -1)
-
-    def _score_vectors(
-        self, u_mf: torch.Tensor, u_mlp: torch.Tensor, rows: int = 64
-    ) -> torch.Tensor:
+    def _score_vectors(self, u_mf: torch.Tensor, u_mlp: torch.Tensor) -> torch.Tensor:
+        # rows per chunk: the [rows, n_items, first MLP width] activation stays near 64 MB
+        width = int(self.config.mlp_layers[0])
+        rows = max(1, 2**24 // (self.n_items_ * width))
         out = [
-            self.module_.logits(
-                u_mf[s : s + rows], u_mlp[s : s + rows], self._all_items(len(u_mf[s : s + rows]))
-            )
+            self.module_.logits_all_items(u_mf[s : s + rows], u_mlp[s : s + rows])
             for s in range(0, len(u_mf), rows)
         ]
         return torch.cat(out) if out else torch.zeros((0, self.n_items_), device=self.device)
