@@ -168,6 +168,21 @@ class _TwoTowerNet(nn.Module):
         return nn.functional.normalize(self.user_mlp(torch.cat([pooled, attrs], dim=1)), dim=1)
 
 
+def _similarity(
+    u: torch.Tensor, v: torch.Tensor, temperature: float, *, pairwise: bool = False
+) -> torch.Tensor:
+    """Cosine / temperature in float32 (all pairs [b_u, b_v], or row by row when pairwise).
+
+    Under bf16 autocast a cosine carries ~3 significant digits, and dividing by a 0.05
+    temperature turns that into logit noise of ~0.1: on a GPU the model stopped at NDCG@10
+    0.183 instead of 0.230 with autocast off (ml-latest-small). The towers stay in bf16.
+    """
+    with torch.autocast(device_type=u.device.type, enabled=False):
+        u, v = u.float(), v.float()
+        sim = (u * v).sum(dim=1) if pairwise else u @ v.T
+        return sim / temperature
+
+
 class TwoTower(Recommender):
     """Two-tower model with side features, in-batch softmax and logQ correction."""
 
@@ -301,7 +316,7 @@ class TwoTower(Recommender):
                         torch.rand(len(items), device=self.device, generator=gen) >= cfg.id_dropout
                     ).float()
                 v = net.items(cand, id_keep)
-                logits = (u @ v.T) / cfg.temperature
+                logits = _similarity(u, v, cfg.temperature)
                 if cfg.logq:
                     logits = logits - log_q[cand][None, :]
                 same = items[:, None] == cand[None, :]
@@ -313,8 +328,8 @@ class TwoTower(Recommender):
                 negs = negatives.draw()
                 v_pos = net.items(items)
                 v_neg = net.items(negs)
-                pos = (u * v_pos).sum(dim=1, keepdim=True) / cfg.temperature
-                neg = (u @ v_neg.T) / cfg.temperature
+                pos = _similarity(u, v_pos, cfg.temperature, pairwise=True)[:, None]
+                neg = _similarity(u, v_neg, cfg.temperature)
                 if cfg.logq:
                     neg = neg - neg_log_q[negs][None, :]
                 neg = neg.masked_fill(negs[None, :] == items[:, None], float("-inf"))
