@@ -57,7 +57,7 @@ class BPRConfig(TrainConfig):
     batch_size: int = param(4096, "positive pairs per optimiser step", low=1, high=1_000_000)
     lr: float = param(5e-3, "learning rate", low=1e-6, high=10.0, log=True)
     patience: int = param(
-        5, "stop after this many validations without a better valid NDCG@10", low=1, high=1000
+        10, "stop after this many validations without a better valid NDCG@10", low=1, high=1000
     )
     init_std: float = param(0.01, "std of the normal initialisation", low=1e-6, high=10.0)
     foldin_reg: float = param(
