@@ -18,8 +18,11 @@ Without a validation part, ``holdout`` of each user's training interactions (def
 carved out, the components are fitted on the rest to learn the weights, then refitted on the full
 training data.
 
-Default components: ``("ease", "ials", "content")``: the strongest closed-form CF model here,
-a latent-factor model and the side-feature (cold-start) model. A component that cannot be fitted
+Default components: ``("ease", "sasrec", "content")``: the strongest closed-form CF model here,
+the sequence model (recency, which EASE's bag of items cannot see) and the side-feature
+(cold-start) model. A second CF model adds little to EASE: with ``("ease", "ials", "content")``
+the weights went almost all to EASE (NDCG@10 0.2768 vs EASE's 0.2770 on ml-latest-small's fixed
+split), while EASE + SASRec reached 0.2798. A component that cannot be fitted
 on the data because it lacks side information (``content`` without an item table) is skipped and
 named in ``skipped_``; at least one component must remain. Memory of the weight search is bounded
 by ``n_components x max_valid_users x n_items`` float32.
@@ -50,7 +53,7 @@ class FusionConfig:
     """Fusion hyperparameters (see the module docstring)."""
 
     components: tuple[str, ...] = param(
-        ("ease", "ials", "content"), "model keys to blend (each with its default config)"
+        ("ease", "sasrec", "content"), "model keys to blend (each with its default config)"
     )
     normalise: str = param("zscore", "per-user score normalisation", choices=NORMALISATIONS)
     grid_steps: int = param(10, "weight grid resolution: steps of 1/grid_steps", low=1, high=100)
