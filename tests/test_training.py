@@ -182,3 +182,17 @@ def test_losses_reduce_to_their_plain_forms():
     assert float(bce_loss(logits, labels, pos_weight=3.0)) > base
     ref = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
     assert base == pytest.approx(float(ref))
+
+
+def test_taste_loss_full_softmax_equals_one_cross_entropy_per_target():
+    """The shared-softmax form of the all-action loss is the per-target cross-entropy."""
+    from recsys_core.training.sequences import next_item_loss, taste_loss
+
+    gen = torch.Generator().manual_seed(0)
+    last, items = torch.randn(4, 8, generator=gen), torch.randn(30, 8, generator=gen)
+    taste = torch.randint(0, 30, (4, 5), generator=gen)
+    weights = torch.rand(30, generator=gen) + 0.5
+    naive = next_item_loss(
+        last[:, None, :].expand(-1, 5, -1), taste, items, pad=-1, target_weights=weights
+    )
+    assert torch.allclose(taste_loss(last, taste, items, target_weights=weights), naive, atol=1e-6)

@@ -198,6 +198,15 @@ def taste_loss(
     taste : [b, m] items drawn from each user's training history.
     item_weight, negatives, target_weights : as in :func:`next_item_loss`.
     """
+    if negatives is None:
+        # Every target of a row shares one softmax (the last position's): one [b, n_items]
+        # logit matrix and one log-sum-exp per row, not one per target; the naive form cost
+        # m times more and was most of a GRU4Rec epoch on the CPU with m = 128.
+        logits = last.float() @ item_weight.float().T
+        loss = torch.logsumexp(logits, dim=1, keepdim=True) - logits.gather(1, taste)
+        if target_weights is not None:
+            loss = loss * target_weights[taste]
+        return loss.mean()
     m = taste.shape[1]
     hidden = last[:, None, :].expand(-1, m, -1)
     return next_item_loss(
