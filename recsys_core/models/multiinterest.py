@@ -45,6 +45,8 @@ from recsys_core.training.sequences import SeqBatch
 from recsys_core.training.trainer import train_loop
 
 LOSSES = ("full", "sampled")
+#: Latest positions of a window trained on next-item prediction.
+NEXT_POSITIONS = 50
 
 
 @dataclass(frozen=True)
@@ -98,14 +100,16 @@ class _ComiRecNet(nn.Module):
         attn = torch.nan_to_num(attn, nan=0.0)  # an empty history has no interest (zeros)
         return attn @ h, attn
 
-    def prefix_interests(self, seq: torch.Tensor) -> torch.Tensor:
-        """[b, L, K, d] interests of every prefix ``seq[:, :t+1]`` (causal softmax)."""
+    def prefix_interests(self, seq: torch.Tensor, last: int | None = None) -> torch.Tensor:
+        """[b, Lq, K, d] interests of the prefixes ``seq[:, :t+1]`` (causal softmax) ending at
+        the ``last`` latest positions (all L when None)."""
         h, logits = self.scores(seq)
         length = seq.shape[1]
+        n_q = length if last is None else min(last, length)
         keep = (seq != self.pad)[:, None, None, :]  # [b, 1, 1, L] key positions
         causal = torch.ones(length, length, dtype=torch.bool, device=seq.device).tril()
-        mask = keep & causal[None, None]  # [b, 1, Lq, Lk]
-        attn = logits[:, :, None, :].expand(-1, -1, length, -1).masked_fill(~mask, float("-inf"))
+        mask = keep & causal[None, None, length - n_q :]  # [b, 1, Lq, Lk]
+        attn = logits[:, :, None, :].expand(-1, -1, n_q, -1).masked_fill(~mask, float("-inf"))
         attn = torch.nan_to_num(torch.softmax(attn, dim=3), nan=0.0)  # [b, K, Lq, Lk]
         return (attn @ h[:, None]).transpose(1, 2)  # [b, Lq, K, d]
 
@@ -144,17 +148,36 @@ class MultiInterest(SequenceModel):
                 loss = loss * weights[t]
             return loss.mean()
 
+        def taste_interest_loss(v: torch.Tensor, taste: torch.Tensor, items: torch.Tensor):
+            """:func:`interest_loss` of ``taste`` [b, m] against each row's interests [b, K, d]
+            with one softmax per interest, not per target (the targets of a row share them)."""
+            if negatives is not None:
+                m = taste.shape[1]
+                flat = v[:, None].expand(-1, m, -1, -1).reshape(-1, *v.shape[1:])
+                return interest_loss(flat, taste.reshape(-1), items)
+            logits = v @ items.T  # [b, K, n_items]
+            own = logits.gather(2, taste[:, None, :].expand(-1, v.shape[1], -1))  # [b, K, m]
+            k_star = own.argmax(dim=1, keepdim=True)  # the interest serving each target
+            lse = torch.logsumexp(logits, dim=2)[:, :, None].expand_as(own)
+            loss = (lse.gather(1, k_star) - own.gather(1, k_star))[:, 0]
+            if weights is not None:
+                loss = loss * weights[taste]
+            return loss.mean()
+
         def step(batch: SeqBatch) -> torch.Tensor:
             inputs, targets = batch.inputs, batch.targets
             keep = (targets != self.n_items_) & (inputs != self.n_items_)
+            # next-item prediction at the latest positions only; interests still attend over
+            # the whole window (a softmax per position over 200 positions was 4x SASRec's)
+            n_q = min(NEXT_POSITIONS, inputs.shape[1])
+            keep = keep[:, -n_q:]
             items = net.item_weight.float()
-            loss = interest_loss(net.prefix_interests(inputs)[keep].float(), targets[keep], items)
+            prefixes = net.prefix_interests(inputs, last=n_q)
+            loss = interest_loss(prefixes[keep].float(), targets[:, -n_q:][keep], items)
             if batch.taste is not None:
                 # the whole window's interests also predict items from anywhere in the history
                 v, _ = net.interests(inputs)
-                m = batch.taste.shape[1]
-                v = v.float()[:, None].expand(-1, m, -1, -1).reshape(-1, *v.shape[1:])
-                loss = loss + cfg.taste_weight * interest_loss(v, batch.taste.reshape(-1), items)
+                loss = loss + cfg.taste_weight * taste_interest_loss(v.float(), batch.taste, items)
             return loss
 
         train_loop(
