@@ -141,9 +141,13 @@ def test_neumf_catalogue_scoring_is_the_pairwise_network():
     net = _NeuMF(5, 40, NeuMFConfig(mf_dim=8, mlp_dim=6, mlp_layers=(12, 4))).eval()
     users = torch.arange(5)
     u_mf, u_mlp = net.user_mf(users), net.user_mlp(users)
-    pairwise = net.logits(u_mf, u_mlp, torch.arange(40)[None, :].expand(5, -1))
-    assert torch.allclose(net.logits_all_items(u_mf, u_mlp), pairwise, atol=1e-5)
-    net.train()  # dropout masks are per pair: the pairwise order is used
+    items = torch.arange(40)[None, :].expand(5, -1)
+    # the paper's form: the MLP on the concatenation [u, i] of every pair
+    pair = torch.cat([u_mlp[:, None, :].expand(-1, 40, -1), net.item_mlp(items)], dim=-1)
+    naive = net.out(torch.cat([u_mf[:, None, :] * net.item_mf(items), net.mlp(pair)], -1))[..., 0]
+    assert torch.allclose(net.logits(u_mf, u_mlp, items), naive, atol=1e-5)
+    assert torch.allclose(net.logits_all_items(u_mf, u_mlp), naive, atol=1e-5)
+    net.train()
     assert net.logits_all_items(u_mf, u_mlp).shape == (5, 40)
 
 
