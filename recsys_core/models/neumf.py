@@ -6,7 +6,9 @@ their outputs are concatenated and mapped to one logit (eq. 11). The loss is bin
 cross-entropy over observed interactions and sampled negatives (eq. 7), 4 negatives per
 positive in the paper (sec. 4.4). Defaults follow RecBole's NeuMF (64-d embeddings for both
 branches, MLP 128-64, dropout 0.1), trained without the optional pre-training (the paper's
-fig. 3 shows NeuMF without pre-training is already competitive).
+fig. 3 shows NeuMF without pre-training is already competitive). Learning rate 3e-3, measured
+on ml-latest-small's fixed split (2-core CPU): NDCG@10 0.193 in 121 s, against 0.197 in 147 s
+at 2e-3, 0.174 in 125 s at 5e-3, and RecBole's NeuMF 0.164 in 538 s.
 
 Negatives per positive: the config's ``n_negatives`` (paper: 4) unless the run's
 ``BalanceConfig.n_negatives`` is set away from its default, which then wins.
@@ -53,7 +55,7 @@ class NeuMFConfig(TrainConfig):
     )
     epochs: int = param(100, "maximum number of passes over the positives", low=1, high=10_000)
     batch_size: int = param(4096, "positives per optimiser step", low=1, high=1_000_000)
-    lr: float = param(2e-3, "learning rate", low=1e-6, high=10.0, log=True)
+    lr: float = param(3e-3, "learning rate", low=1e-6, high=10.0, log=True)
     patience: int = param(
         5, "stop after this many validations without a better valid NDCG@10", low=1, high=1000
     )
