@@ -36,9 +36,7 @@ from recsys_core.models.sequential import SequenceConfig, SequenceModel
 from recsys_core.training.sequences import (
     SeqBatch,
     next_item_loss,
-    taste_loss,
 )
-from recsys_core.training.trainer import train_loop
 
 LOSSES = ("ce", "bpr_max")
 
@@ -125,22 +123,20 @@ class GRU4Rec(SequenceModel):
     def _fit(self, train: Interactions, valid: Interactions | None, progress: ProgressFn) -> None:
         cfg: GRU4RecConfig = self.config
         data = self._prepare(train)
-        net, negatives, weights = self.net_, data.negatives, data.weights
-        batches = data.batches
+        net, negatives = self.net_, data.negatives
 
         def step(batch: SeqBatch) -> torch.Tensor:
             hidden = net(batch.inputs)
-            if negatives is None:
-                negs = None
+            negs = negatives.draw() if negatives is not None else None
+            if negs is None:
                 loss = next_item_loss(
                     hidden,
                     batch.targets,
                     net.item_weight,
                     pad=self.n_items_,
-                    target_weights=weights,
+                    target_weights=data.weights,
                 )
             else:
-                negs = negatives.draw()
                 loss = bpr_max_loss(
                     hidden,
                     batch.targets,
@@ -148,29 +144,11 @@ class GRU4Rec(SequenceModel):
                     negs,
                     pad=self.n_items_,
                     bpreg=cfg.bpreg,
-                    target_weights=weights,
+                    target_weights=data.weights,
                 )
-            if batch.taste is not None:
-                loss = loss + cfg.taste_weight * taste_loss(
-                    hidden[:, -1],
-                    batch.taste,
-                    net.item_weight,
-                    negatives=negs,
-                    target_weights=weights,
-                )
-            return loss
+            return loss + self._taste_term(hidden[:, -1], batch, data, negs)
 
-        train_loop(
-            self,
-            net,
-            cfg,
-            epoch_batches=batches.epoch,
-            step_loss=step,
-            train=train,
-            valid=valid,
-            progress=progress,
-            n_batches=batches.n_batches,
-        )
+        self._train_windows(data, step, train, valid, progress)
 
     def _encode(self, history: sp.csr_matrix, sequences: Sequences | None) -> torch.Tensor:
         seq = self._padded(history, sequences)

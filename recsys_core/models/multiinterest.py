@@ -42,7 +42,6 @@ from recsys_core.data.interactions import Interactions, Sequences
 from recsys_core.models.base import ProgressFn
 from recsys_core.models.sequential import SequenceConfig, SequenceModel
 from recsys_core.training.sequences import SeqBatch
-from recsys_core.training.trainer import train_loop
 
 LOSSES = ("full", "sampled")
 #: Latest positions of a window trained on next-item prediction.
@@ -128,7 +127,6 @@ class MultiInterest(SequenceModel):
         cfg: MultiInterestConfig = self.config
         data = self._prepare(train)
         net, negatives, weights = self.net_, data.negatives, data.weights
-        batches = data.batches
 
         def interest_loss(v: torch.Tensor, t: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
             """Softmax loss of targets ``t`` [n], each served by its best interest in ``v``."""
@@ -180,17 +178,7 @@ class MultiInterest(SequenceModel):
                 loss = loss + cfg.taste_weight * taste_interest_loss(v.float(), batch.taste, items)
             return loss
 
-        train_loop(
-            self,
-            net,
-            cfg,
-            epoch_batches=batches.epoch,
-            step_loss=step,
-            train=train,
-            valid=valid,
-            progress=progress,
-            n_batches=batches.n_batches,
-        )
+        self._train_windows(data, step, train, valid, progress)
 
     # ----- scoring ---------------------------------------------------------------------------
     def _interests(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

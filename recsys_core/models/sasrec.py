@@ -38,9 +38,7 @@ from recsys_core.models.sequential import SequenceConfig, SequenceModel
 from recsys_core.training.sequences import (
     SeqBatch,
     next_item_loss,
-    taste_loss,
 )
-from recsys_core.training.trainer import train_loop
 
 LOSSES = ("full", "sampled")
 
@@ -134,10 +132,8 @@ class SASRec(SequenceModel):
         return _SASRecNet(self.n_items_, self.config)
 
     def _fit(self, train: Interactions, valid: Interactions | None, progress: ProgressFn) -> None:
-        cfg: SASRecConfig = self.config
         data = self._prepare(train)
-        net, negatives, weights = self.net_, data.negatives, data.weights
-        batches = data.batches
+        net, negatives = self.net_, data.negatives
 
         def step(batch: SeqBatch) -> torch.Tensor:
             hidden, _ = net(batch.inputs)
@@ -148,29 +144,11 @@ class SASRec(SequenceModel):
                 net.item_weight,
                 pad=self.n_items_,
                 negatives=negs,
-                target_weights=weights,
+                target_weights=data.weights,
             )
-            if batch.taste is not None:
-                loss = loss + cfg.taste_weight * taste_loss(
-                    hidden[:, -1],
-                    batch.taste,
-                    net.item_weight,
-                    negatives=negs,
-                    target_weights=weights,
-                )
-            return loss
+            return loss + self._taste_term(hidden[:, -1], batch, data, negs)
 
-        train_loop(
-            self,
-            net,
-            cfg,
-            epoch_batches=batches.epoch,
-            step_loss=step,
-            train=train,
-            valid=valid,
-            progress=progress,
-            n_batches=batches.n_batches,
-        )
+        self._train_windows(data, step, train, valid, progress)
 
     # ----- scoring -------------------------------------------------------------------------
     def _encode(self, history: sp.csr_matrix, sequences: Sequences | None) -> torch.Tensor:

@@ -10,6 +10,7 @@ loss and how a history becomes a user vector.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,9 +21,15 @@ from torch import nn
 from recsys_core.balance import ips_weights, split_by_threshold
 from recsys_core.config import param
 from recsys_core.data.interactions import Interactions, Sequences
-from recsys_core.models.base import Recommender
-from recsys_core.training.sequences import SharedNegatives, WindowBatches, shared_negatives_for
-from recsys_core.training.trainer import TrainConfig
+from recsys_core.models.base import ProgressFn, Recommender
+from recsys_core.training.sequences import (
+    SeqBatch,
+    SharedNegatives,
+    WindowBatches,
+    shared_negatives_for,
+    taste_loss,
+)
+from recsys_core.training.trainer import TrainConfig, train_loop
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,45 @@ class SequenceModel(Recommender):
             else None
         )
         return SequenceTraining(batches, negatives, weights)
+
+    def _train_windows(
+        self,
+        data: SequenceTraining,
+        step_loss: Callable[[SeqBatch], torch.Tensor],
+        train: Interactions,
+        valid: Interactions | None,
+        progress: ProgressFn,
+    ) -> None:
+        """Run the shared trainer over ``data``'s windows with the model's ``step_loss``."""
+        train_loop(
+            self,
+            self.net_,
+            self.config,
+            epoch_batches=data.batches.epoch,
+            step_loss=step_loss,
+            train=train,
+            valid=valid,
+            progress=progress,
+            n_batches=data.batches.n_batches,
+        )
+
+    def _taste_term(
+        self,
+        last: torch.Tensor,
+        batch: SeqBatch,
+        data: SequenceTraining,
+        negatives: torch.Tensor | None,
+    ) -> torch.Tensor | float:
+        """The weighted all-action loss of the last position's vectors [b, d] (0 when off)."""
+        if batch.taste is None:
+            return 0.0
+        return self.config.taste_weight * taste_loss(
+            last,
+            batch.taste,
+            self.net_.item_weight,
+            negatives=negatives,
+            target_weights=data.weights,
+        )
 
     def _padded(
         self, history: sp.csr_matrix, sequences: Sequences | None, max_len: int | None = None
