@@ -122,8 +122,11 @@ def bench_model(
     config: dict[str, Any] | None = None,
     device: str = "auto",
     seed: int = 0,
+    with_peer: bool = True,
 ) -> BenchRow:
     """Fit model ``key`` on ``split.train`` (valid for early stopping), evaluate NDCG/Recall/Hit@10.
+
+    ``with_peer``: attach the peer's reference figures (they hold for the fixed split only).
 
     Seconds per epoch come from the model's ``epoch_seconds_`` when it records them, else from
     the fit time divided by the number of progress events that carry an ``"epoch"``.
@@ -157,7 +160,7 @@ def bench_model(
     else:
         per_epoch = None
     peer = {}
-    if key in REFERENCE:
+    if with_peer and key in REFERENCE:
         name, p_ndcg, p_recall, p_wall = REFERENCE[key]
         peer = {"name": name, "ndcg@10": p_ndcg, "recall@10": p_recall, "wall_seconds": p_wall}
     return BenchRow(
@@ -322,10 +325,10 @@ def run_bench(
     out["split"] = split.description
     out["data"] = {"users": data.n_users, "items": data.n_items, "interactions": data.nnz}
     rows = []
+    fixed = protocol == "fixed" and bool(split_file)
     for key in keys:
-        row = bench_model(key, split, config=(configs or {}).get(key), device=device, seed=seed)
-        if protocol != "fixed" or not split_file:
-            row.peer = {}  # the peers were measured on the fixed split only
+        config = (configs or {}).get(key)
+        row = bench_model(key, split, config=config, device=device, seed=seed, with_peer=fixed)
         rows.append(row.to_dict())
         if on_row is not None:
             on_row(row)
