@@ -146,17 +146,18 @@ class IALS(Recommender):
         iu = _SideData(
             x.T.tocsr(), self.pos_scale_, self.unobserved_w_, cfg.alpha, dev, by_item=True
         )
+        exact = cfg.solver == "cholesky"
+        work = {} if exact else {ui: _Workspace(ui, d, dev), iu: _Workspace(iu, d, dev)}
         self.n_epochs_run_ = 0
         self.epoch_seconds_: list[float] = []
-        exact = cfg.solver == "cholesky"
         for it in range(1, cfg.iterations + 1):
             start = time.perf_counter()
             # items first, users last; the very last user step is exact whatever the solver,
             # so score_history (the same exact solve) reproduces a training user's factors
             last = it == cfg.iterations
-            self.item_factors_ = self._solve(iu, self.user_factors_, self.item_factors_, exact)
+            self.item_factors_ = self._solve(iu, self.user_factors_, self.item_factors_, work)
             self.user_factors_ = self._solve(
-                ui, self.item_factors_, self.user_factors_, exact or last
+                ui, self.item_factors_, self.user_factors_, {} if last else work
             )
             self.epoch_seconds_.append(time.perf_counter() - start)
             self.n_epochs_run_ = it
@@ -168,27 +169,33 @@ class IALS(Recommender):
             progress(it, metrics)
 
     def _solve(
-        self, side: _SideData, fixed: torch.Tensor, current: torch.Tensor | None, exact: bool
+        self,
+        side: _SideData,
+        fixed: torch.Tensor,
+        current: torch.Tensor | None,
+        work: dict[_SideData, _Workspace],
     ) -> torch.Tensor:
         """Least-squares factors of every row of ``side`` given the ``fixed`` factors.
 
-        ``exact``: batched Cholesky; otherwise ``cg_steps`` CG steps warm-started at ``current``.
+        With a workspace for ``side`` in ``work``: ``cg_steps`` CG steps warm-started at
+        ``current``, which is updated in place; without: the exact batched solve.
         """
         cfg = self.config
         w = self.unobserved_w_
+        uniform = self.balance.neg_sampler == "uniform"  # every w_i = 1
         if side.by_item:
             # item i: w_i X^T X (its unobserved weight is the same for every user)
             gram = fixed.T @ fixed
-            base_mult = w
+            base_mult = None if uniform else w
             total_w = w * fixed.shape[0] + side.corr_rowsum
         else:
-            gram = fixed.T @ (fixed * w[:, None])
+            gram = fixed.T @ (fixed if uniform else fixed * w[:, None])
             base_mult = None
             total_w = w.sum() + side.corr_rowsum
         reg = cfg.l2 * total_w.clamp_min(1e-12) ** cfg.reg_exponent
-        if exact or current is None:
+        if side not in work or current is None:
             return _exact_solve(side, fixed, gram, base_mult, reg)
-        return _cg_solve(side, fixed, gram, base_mult, reg, current, cfg.cg_steps)
+        return _cg_solve(side, fixed, gram, base_mult, reg, current, cfg.cg_steps, work[side])
 
     # ----- scoring -------------------------------------------------------------------------
     def score_users(self, users: np.ndarray) -> torch.Tensor:
@@ -211,7 +218,7 @@ class IALS(Recommender):
         side = _SideData(
             h, self.pos_scale_, self.unobserved_w_, self.config.alpha, self.device, by_item=False
         )
-        return self._solve(side, self.item_factors_, None, exact=True)
+        return self._solve(side, self.item_factors_, None, work={})
 
     # ----- embeddings and persistence -------------------------------------------------------
     def item_embeddings(self) -> np.ndarray:
@@ -241,7 +248,9 @@ class _SideData:
     """One side's sparse data on the device: rows to solve, columns = the fixed factors.
 
     Per observed pair k (CSR order): ``rows[k]``, ``cols[k]``, ``conf[k]`` = c (the target
-    weight) and ``corr[k]`` = c - w (the Gramian correction); ``corr_rowsum`` [n_rows].
+    weight) and ``corr[k]`` = c - w (the Gramian correction); ``corr_rowsum`` [n_rows]. The
+    sparse kernels get int32 indices: with int64 ones torch's CPU product converts them on
+    every call.
     """
 
     def __init__(
@@ -263,8 +272,11 @@ class _SideData:
         corr = (conf - w).astype(np.float32)
         self.by_item = by_item
         self.shape = m.shape
+        self.nnz = m.nnz
         self.indptr = m.indptr.astype(np.int64)
-        self.crow = torch.as_tensor(self.indptr, device=device)
+        index_dtype = np.int32 if max(m.shape + (m.nnz,)) < 2**31 else np.int64
+        self.crow = torch.as_tensor(m.indptr.astype(index_dtype), device=device)
+        self.col_index = torch.as_tensor(m.indices.astype(index_dtype), device=device)
         self.rows = torch.as_tensor(rows, device=device)
         self.cols = torch.as_tensor(m.indices.astype(np.int64), device=device)
         self.conf = torch.as_tensor(conf, device=device)
@@ -272,51 +284,56 @@ class _SideData:
         self.corr_rowsum = torch.zeros(m.shape[0], device=device).index_add_(
             0, self.rows, self.corr
         )
+        # MPS has no sparse CSR kernels: spmm and sddmm scatter and gather there instead
+        self.sparse_kernels = torch.device(device).type != "mps"
+        self.pattern = self.csr(torch.ones_like(self.conf)) if self.sparse_kernels else None
 
-    def spmm(self, values: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-        """``S @ dense`` for the sparse matrix S with this pattern and per-pair ``values``."""
-        if dense.device.type == "mps":  # no sparse CSR kernels on MPS: scatter-add instead
-            out = torch.zeros(self.shape[0], dense.shape[1], device=dense.device)
-            return out.index_add_(0, self.rows, dense[self.cols] * values[:, None])
-        return self._csr(values) @ dense
+    def csr(self, values: torch.Tensor) -> torch.Tensor:
+        """The sparse matrix with this pattern and per-pair ``values`` (shares their memory)."""
+        return torch.sparse_csr_tensor(
+            self.crow, self.col_index, values, size=self.shape, check_invariants=False
+        )
 
-    def sddmm(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        """Per observed pair k: ``left[rows[k]] . right[cols[k]]`` [nnz].
+    def spmm(
+        self, values: torch.Tensor, dense: torch.Tensor, out: torch.Tensor, beta: float = 1.0
+    ) -> torch.Tensor:
+        """``out <- beta * out + S @ dense`` in place, S this pattern with ``values``."""
+        if not self.sparse_kernels:
+            return out.mul_(beta).index_add_(0, self.rows, dense[self.cols] * values[:, None])
+        return torch.addmm(out, self.csr(values), dense, beta=beta, out=out)
+
+    def sddmm(self, left: torch.Tensor, right: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``out[k] <- left[rows[k]] . right[cols[k]]`` for every observed pair k; returns out.
 
         A sampled dense-dense product (torch.sparse.sampled_addmm) reads each factor row in
         place; gathering both sides into [nnz, d] copies first was 19x slower on the CPU and was
         80% of an iALS sweep.
         """
-        if left.device.type == "mps":  # no sparse CSR kernels on MPS
-            return (left[self.rows] * right[self.cols]).sum(1)
-        ones = torch.ones_like(self.conf)
-        return torch.sparse.sampled_addmm(self._csr(ones), left, right.T, beta=0.0).values()
-
-    def _csr(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.sparse_csr_tensor(
-            self.crow, self.cols, values, size=self.shape, check_invariants=False
-        )
+        if not self.sparse_kernels:
+            return out.copy_((left[self.rows] * right[self.cols]).sum(1))
+        torch.sparse.sampled_addmm(self.pattern, left, right.T, beta=0.0, out=self.csr(out))
+        return out
 
 
-def _operator(
-    side: _SideData,
-    fixed: torch.Tensor,
-    gram: torch.Tensor,
-    base_mult: torch.Tensor | None,
-    reg: torch.Tensor,
-):
-    """``v -> A v`` for every row at once, without forming the [n_rows, d, d] matrices."""
+class _Workspace:
+    """The [n_rows, d] vectors and per-pair values one side's CG reuses in every sweep.
 
-    def apply(v: torch.Tensor) -> torch.Tensor:
-        # sum_k corr_k (f_k . v_r) f_k: a sampled product, then one sparse product
-        out = side.spmm(side.sddmm(v, fixed).mul_(side.corr), fixed)
-        if base_mult is None:
-            out.addmm_(v, gram)
-        else:
-            out.addcmul_(v @ gram, base_mult[:, None])
-        return out.addcmul_(v, reg[:, None])
+    A fresh [n_rows, d] tensor per operation costs more than the arithmetic on it on the CPU:
+    each is new memory that must be faulted in (70,000 page faults in one fit on
+    ml-latest-small with a tensor per operation; about 0 this way).
+    """
 
-    return apply
+    def __init__(self, side: _SideData, d: int, device: torch.device) -> None:
+        n = side.shape[0]
+        self.r, self.p, self.ap = (torch.empty(n, d, device=device) for _ in range(3))
+        self.rs, self.rs_new, self.denom = (torch.empty(n, device=device) for _ in range(3))
+        self.pairs = torch.empty(side.nnz, device=device)
+
+
+def _rowdot(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out[r] = a[r] . b[r]`` without an [n, d] temporary (a batched [1, d] x [d, 1] product)."""
+    torch.bmm(a.unsqueeze(1), b.unsqueeze(2), out=out.view(-1, 1, 1))
+    return out
 
 
 def _cg_solve(
@@ -325,31 +342,48 @@ def _cg_solve(
     gram: torch.Tensor,
     base_mult: torch.Tensor | None,
     reg: torch.Tensor,
-    start: torch.Tensor,
+    x: torch.Tensor,
     steps: int,
+    work: _Workspace,
 ) -> torch.Tensor:
-    """A few conjugate-gradient steps for every row's system, warm-started at ``start``.
+    """A few conjugate-gradient steps for every row's system, warm-started at ``x`` (in place).
 
     Takacs, Pilaszy & Tikk (2011), "Applications of the conjugate gradient method for implicit
     feedback collaborative filtering": 2-3 warm-started steps per sweep match exact ALS quality
     at O(nnz d + n d^2) instead of O(nnz d^2 + n d^3). All rows advance together (batched).
+
+    ``A v`` is never formed as [n_rows, d, d] matrices: its observed-pair part
+    sum_k corr_k (f_k . v) f_k is a sampled product followed by one sparse product whose
+    accumulator already holds the Gramian and ridge part. b = sum_k conf_k f_k has the same
+    pattern, so the residual b - A x is one sparse product too, with values conf - corr (f . x).
     """
-    apply = _operator(side, fixed, gram, base_mult, reg)
-    b = side.spmm(side.conf, fixed)
-    x = start.clone()
-    r = b - apply(x)
-    p = r.clone()
-    rs = (r * r).sum(1)
-    for _ in range(steps):
-        ap = apply(p)
-        denom = (p * ap).sum(1)
-        step = torch.where(denom > 0, rs / denom.clamp_min(1e-30), torch.zeros_like(rs))
-        x.add_(p * step[:, None])
-        r.sub_(ap * step[:, None])
-        rs_new = (r * r).sum(1)
-        beta = torch.where(rs > 0, rs_new / rs.clamp_min(1e-30), torch.zeros_like(rs))
-        p = r + p * beta[:, None]
-        rs = rs_new
+
+    def dense_part(v: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        torch.mm(v, gram, out=out)
+        if base_mult is not None:
+            out.mul_(base_mult[:, None])
+        return out.addcmul_(v, reg[:, None])
+
+    def pair_part(v: torch.Tensor) -> torch.Tensor:
+        return side.sddmm(v, fixed, work.pairs).mul_(side.corr)
+
+    r, p, ap, rs = work.r, work.p, work.ap, work.rs
+    values = pair_part(x).neg_().add_(side.conf)  # conf - corr (f . x)
+    side.spmm(values, fixed, dense_part(x, r), beta=-1.0)  # r = b - A x
+    p.copy_(r)
+    _rowdot(r, r, rs)
+    for step_no in range(steps):
+        side.spmm(pair_part(p), fixed, dense_part(p, ap))  # ap = A p
+        step = rs / _rowdot(p, ap, work.denom).clamp_min_(1e-30)
+        step.masked_fill_(work.denom <= 1e-30, 0.0)  # p = 0, or A only semidefinite
+        x.addcmul_(p, step[:, None])
+        if step_no == steps - 1:
+            break
+        r.addcmul_(ap, step[:, None], value=-1.0)
+        rs_new = _rowdot(r, r, work.rs_new)
+        beta = rs_new / rs.clamp_min(1e-30)
+        p.mul_(beta[:, None]).add_(r)
+        rs.copy_(rs_new)
     return x
 
 
@@ -373,9 +407,8 @@ def _exact_solve(
     """
     n_rows, d = side.shape[0], fixed.shape[1]
     dev = fixed.device
-    b = side.spmm(side.conf, fixed)  # [n_rows, d]
+    b = side.spmm(side.conf, fixed, torch.zeros(n_rows, d, device=dev))  # [n_rows, d]
     out = torch.empty(n_rows, d, dtype=torch.float32, device=dev)
-    eye = torch.eye(d, dtype=torch.float32, device=dev)
     lengths = np.diff(side.indptr)
     order = np.argsort(lengths, kind="stable")
     sorted_len = lengths[order]
@@ -393,9 +426,9 @@ def _exact_solve(
         g += size
         width = int(sorted_len[g - 1])
         rows = torch.as_tensor(rows_np, device=dev)
-        a = gram[None].expand(len(rows_np), d, d).clone()
-        if base_mult is not None:
-            a.mul_(base_mult[rows, None, None])
+        mult = 1.0 if base_mult is None else base_mult[rows, None, None]
+        a = gram.expand(len(rows_np), d, d) * mult
+        a.diagonal(dim1=1, dim2=2).add_(reg[rows, None])
         if width > 0:
             starts = torch.as_tensor(side.indptr[rows_np], device=dev)
             lens = torch.as_tensor(lengths[rows_np], device=dev)
@@ -403,9 +436,8 @@ def _exact_solve(
             valid = torch.arange(width, device=dev)[None, :] < lens[:, None]
             pos = torch.where(valid, pos, torch.zeros_like(pos))
             weights = torch.where(valid, side.corr[pos], torch.zeros_like(side.corr[pos]))
-            f = fixed[side.cols[pos]]  # [group, width, d]
-            a.add_(f.transpose(1, 2) @ (f * weights[..., None]))
-        a.add_(eye[None] * reg[rows, None, None])
+            f = fixed.index_select(0, side.cols[pos].reshape(-1)).view(len(rows_np), width, d)
+            a.baddbmm_(f.transpose(1, 2), f * weights[..., None])
         chol, info = torch.linalg.cholesky_ex(a)
         if bool((info > 0).any()):  # numerically indefinite (lambda ~ 0): general solver
             out[rows] = torch.linalg.solve(a, b[rows])
