@@ -325,15 +325,14 @@ class _Workspace:
 
     def __init__(self, side: _SideData, d: int, device: torch.device) -> None:
         n = side.shape[0]
-        self.r, self.p, self.ap = (torch.empty(n, d, device=device) for _ in range(3))
+        self.r, self.p, self.ap, self.scratch = (torch.empty(n, d, device=device) for _ in range(4))
         self.rs, self.rs_new, self.denom = (torch.empty(n, device=device) for _ in range(3))
         self.pairs = torch.empty(side.nnz, device=device)
 
 
-def _rowdot(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """``out[r] = a[r] . b[r]`` without an [n, d] temporary (a batched [1, d] x [d, 1] product)."""
-    torch.bmm(a.unsqueeze(1), b.unsqueeze(2), out=out.view(-1, 1, 1))
-    return out
+def _rowdot(a: torch.Tensor, b: torch.Tensor, work: _Workspace, out: torch.Tensor) -> torch.Tensor:
+    """``out[r] = a[r] . b[r]`` through the workspace's [n, d] scratch (no fresh temporary)."""
+    return torch.sum(torch.mul(a, b, out=work.scratch), dim=1, out=out)
 
 
 def _cg_solve(
@@ -371,16 +370,16 @@ def _cg_solve(
     values = pair_part(x).neg_().add_(side.conf)  # conf - corr (f . x)
     side.spmm(values, fixed, dense_part(x, r), beta=-1.0)  # r = b - A x
     p.copy_(r)
-    _rowdot(r, r, rs)
+    _rowdot(r, r, work, rs)
     for step_no in range(steps):
         side.spmm(pair_part(p), fixed, dense_part(p, ap))  # ap = A p
-        step = rs / _rowdot(p, ap, work.denom).clamp_min_(1e-30)
+        step = rs / _rowdot(p, ap, work, work.denom).clamp_min_(1e-30)
         step.masked_fill_(work.denom <= 1e-30, 0.0)  # p = 0, or A only semidefinite
         x.addcmul_(p, step[:, None])
         if step_no == steps - 1:
             break
         r.addcmul_(ap, step[:, None], value=-1.0)
-        rs_new = _rowdot(r, r, work.rs_new)
+        rs_new = _rowdot(r, r, work, work.rs_new)
         beta = rs_new / rs.clamp_min(1e-30)
         p.mul_(beta[:, None]).add_(r)
         rs.copy_(rs_new)
