@@ -196,3 +196,43 @@ def test_taste_loss_full_softmax_equals_one_cross_entropy_per_target():
         last[:, None, :].expand(-1, 5, -1), taste, items, pad=-1, target_weights=weights
     )
     assert torch.allclose(taste_loss(last, taste, items, target_weights=weights), naive, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk_floats", [2**22, 7], ids=["one-chunk", "row-per-chunk"])
+def test_linear_cross_entropy_matches_cross_entropy(monkeypatch, chunk_floats):
+    """The chunked fused loss has the value and gradients of cross_entropy(h @ W.T)."""
+    from recsys_core.training import losses
+
+    monkeypatch.setattr(losses, "CE_CHUNK_FLOATS", chunk_floats)
+    gen = torch.Generator().manual_seed(0)
+    hidden = torch.randn(13, 5, dtype=torch.float64, generator=gen, requires_grad=True)
+    items = torch.randn(6, 5, dtype=torch.float64, generator=gen, requires_grad=True)
+    targets = torch.randint(0, 6, (13,), generator=gen)
+    weights = torch.rand(13, dtype=torch.float64, generator=gen)
+
+    def fused(h, w):
+        return losses.linear_cross_entropy(h, w, targets, row_weights=weights)
+
+    def plain(h, w):
+        ce = torch.nn.functional.cross_entropy(h @ w.T, targets, reduction="none")
+        return (ce * weights).mean()
+
+    assert torch.autograd.gradcheck(fused, (hidden, items))
+    got, want = fused(hidden, items), plain(hidden, items)
+    assert torch.allclose(got, want)
+    for a, b in zip(
+        torch.autograd.grad(got, (hidden, items)),
+        torch.autograd.grad(want, (hidden, items)),
+        strict=True,
+    ):
+        assert torch.allclose(a, b)
+    # float32 inputs give float32 gradients; only the hidden side may need them
+    h32 = hidden.detach().float().requires_grad_()
+    loss = losses.linear_cross_entropy(h32, items.detach().float(), targets)
+    loss.backward()
+    assert h32.grad.dtype == torch.float32 and loss.dtype == torch.float32
+    # no rows to predict (every position padding): zero loss, zero gradients, no NaN
+    empty = torch.zeros(0, 5, requires_grad=True)
+    zero = losses.linear_cross_entropy(empty, items.detach().float(), targets[:0])
+    zero.backward()
+    assert zero.item() == 0.0 and empty.grad.shape == (0, 5)

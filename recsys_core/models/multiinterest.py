@@ -41,6 +41,7 @@ from recsys_core.config import param
 from recsys_core.data.interactions import Interactions, Sequences
 from recsys_core.models.base import ProgressFn
 from recsys_core.models.sequential import SequenceConfig, SequenceModel
+from recsys_core.training.losses import linear_cross_entropy
 from recsys_core.training.sequences import SeqBatch
 
 LOSSES = ("full", "sampled")
@@ -135,13 +136,12 @@ class MultiInterest(SequenceModel):
             k_star = torch.einsum("nkd,nd->nk", v, target_emb).argmax(dim=1)
             user = v[torch.arange(len(t), device=v.device), k_star]  # [n, d]
             if negatives is None:
-                logits = user @ items.T
-                loss = nn.functional.cross_entropy(logits, t, reduction="none")
-            else:
-                negs = negatives.draw()
-                pos = (user * target_emb).sum(dim=1, keepdim=True)
-                neg = (user @ items[negs].T).masked_fill(negs[None, :] == t[:, None], float("-inf"))
-                loss = -torch.log_softmax(torch.cat([pos, neg], dim=1), dim=1)[:, 0]
+                row_weights = None if weights is None else weights[t]
+                return linear_cross_entropy(user, items, t, row_weights=row_weights)
+            negs = negatives.draw()
+            pos = (user * target_emb).sum(dim=1, keepdim=True)
+            neg = (user @ items[negs].T).masked_fill(negs[None, :] == t[:, None], float("-inf"))
+            loss = -torch.log_softmax(torch.cat([pos, neg], dim=1), dim=1)[:, 0]
             if weights is not None:
                 loss = loss * weights[t]
             return loss.mean()

@@ -29,6 +29,7 @@ import torch
 
 from recsys_core.data.interactions import Sequences
 from recsys_core.errors import ConfigError
+from recsys_core.training.losses import linear_cross_entropy
 from recsys_core.training.samplers import sampling_probabilities
 
 
@@ -165,18 +166,16 @@ def next_item_loss(
     target_weights : [n_items] per-item loss weights (inverse propensity), or None.
     """
     keep = targets != pad
-    h = hidden[keep].float()
     t = targets[keep]
     if negatives is None:
-        logits = h @ item_weight.float().T
-        loss = torch.nn.functional.cross_entropy(logits, t, reduction="none")
-    else:
-        pos = (h * item_weight[t].float()).sum(dim=1, keepdim=True)
-        neg = h @ item_weight[negatives].float().T
-        # an accidental hit (a sampled negative equal to the target) must not be pushed down
-        neg = neg.masked_fill(negatives[None, :] == t[:, None], float("-inf"))
-        logits = torch.cat([pos, neg], dim=1)
-        loss = -torch.log_softmax(logits, dim=1)[:, 0]
+        weights = None if target_weights is None else target_weights[t]
+        return linear_cross_entropy(hidden[keep], item_weight, t, row_weights=weights)
+    h = hidden[keep].float()
+    pos = (h * item_weight[t].float()).sum(dim=1, keepdim=True)
+    neg = h @ item_weight[negatives].float().T
+    # an accidental hit (a sampled negative equal to the target) must not be pushed down
+    neg = neg.masked_fill(negatives[None, :] == t[:, None], float("-inf"))
+    loss = -torch.log_softmax(torch.cat([pos, neg], dim=1), dim=1)[:, 0]
     if target_weights is not None:
         loss = loss * target_weights[t]
     return loss.mean()
