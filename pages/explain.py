@@ -10,6 +10,7 @@ import streamlit as st
 
 import ui
 from recsys_core.explain import (
+    SIDE_KINDS,
     USER_SEGMENTS,
     counterfactual,
     explain,
@@ -23,7 +24,7 @@ from recsys_core.explain import (
     user_history,
 )
 from recsys_core.jobs import api
-from recsys_core.viz.explain import SIDE_KINDS, attention_heatmap, deletion_curve, waterfall
+from recsys_core.viz.explain import attention_heatmap, deletion_curve, waterfall
 from recsys_core.workspace import Workspace
 
 #: Histories longer than this are explained by the worker for deep models (seconds, not ms).

@@ -86,6 +86,8 @@ if TYPE_CHECKING:
 TARGETS = ("score", "rank")
 METHODS = ("auto", "exact", "permutation", "kernel")
 FEATURE_KINDS = ("history", "group", "user", "item")
+#: Feature kinds that are side features (user attributes, the item's own features), not history.
+SIDE_KINDS = ("user", "item")
 
 #: ``progress(step, metrics)`` with metrics ``{"evals": n, "evals_total": N}``; may raise
 #: :class:`recsys_core.errors.Cancelled`, which propagates out of :func:`explain`.
@@ -548,7 +550,7 @@ def explain(
     faith = _deletion_curves(game, attributions, n_random, seed)
     attention, spearman, notes = _attention(model, data, user, history, features, attributions)
     if side:
-        kinds = sorted({kind for _, kind in side}, key=("user", "item").index)
+        kinds = sorted({kind for _, kind in side}, key=SIDE_KINDS.index)
         what = " and ".join({"user": "user attributes", "item": "item features"}[k] for k in kinds)
         notes.append(
             f"{len(side)} side features ({what}) are explained beside the history; the base "
@@ -675,7 +677,7 @@ def _side_features(model: Recommender, user: int, item: int) -> list[tuple[str, 
         return []
     side = [(str(n), str(kind)) for n, kind in model.explain_side_features(user, item)]  # type: ignore[attr-defined]
     for name, kind in side:
-        if kind not in ("user", "item"):
+        if kind not in SIDE_KINDS:
             raise ConfigError(
                 f"{model.name}.explain_side_features: feature {name!r} has kind {kind!r}; "
                 "expected 'user' or 'item'"
@@ -865,7 +867,7 @@ def explanation_sentence(exp: Explanation, n_positive: int = 3, n_negative: int 
             text += f"{';' if pos else ':'} {names} held it back"
         return text + "."
     if not pos:
-        side = any(f.kind in ("user", "item") for f in exp.features)
+        side = any(f.kind in SIDE_KINDS for f in exp.features)
         empty, what = (
             ("history and no side features", "your history or its features")
             if side
@@ -1089,6 +1091,7 @@ def held_out_frame(split: Split, user: int, recommended: np.ndarray) -> pd.DataF
 
 __all__ = [
     "FEATURE_KINDS",
+    "SIDE_KINDS",
     "METHODS",
     "TARGETS",
     "Counterfactual",

@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from recsys_core.explain import explain_run
+    from recsys_core.explain import SIDE_KINDS, explain_run
 
     ws = workspace_of(args)
     exp = explain_run(
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         f"for user {exp.user_id}"
     )
     print(f"  rank {exp.rank}, score {exp.score:.6g}; explained output: {what} = {exp.output:.6g}")
-    n_side = sum(f.kind in ("user", "item") for f in exp.features)
+    n_side = sum(f.kind in SIDE_KINDS for f in exp.features)
     neutral = f", {n_side} side features at their neutral value" if n_side else ""
     print(f"  base value (empty history{neutral}) {exp.base_value:.6g}")
     check = "holds" if exp.efficient else "FAILS"

@@ -12,14 +12,13 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from recsys_core.explain import SIDE_KINDS
 from recsys_core.viz.palette import model_color
 
 UP = "#2CA02C"  # pushes the item up
 DOWN = "#D62728"  # pulls it down
 NEUTRAL = "#7F7F7F"
 SIDE = "#9467BD"  # labels of side features (user attributes, the item's own features)
-#: Feature kinds that are side features rather than history.
-SIDE_KINDS = ("user", "item")
 
 
 def _short(text: str, width: int = 40) -> str:
@@ -184,4 +183,4 @@ def attention_heatmap(exp: Mapping[str, Any]) -> go.Figure | None:
     return _layout(fig, f"Attention vs attribution ({agreement})", 320)
 
 
-__all__ = ["SIDE", "SIDE_KINDS", "attention_heatmap", "deletion_curve", "waterfall"]
+__all__ = ["SIDE", "attention_heatmap", "deletion_curve", "waterfall"]
