@@ -64,11 +64,11 @@ print(json.dumps(times))
 OUR_FITS = """
 import json, sys, time
 import numpy as np, torch
-sys.path.insert(0, sys.argv[7])
+dataset, split_file, factors, iterations, threads, fits, root, out = sys.argv[1:9]
+sys.path.insert(0, root)
 from recsys_core.bench import bench_split_spec, load_bench_data
 from recsys_core.models.ials import IALS, IALSConfig
 from recsys_core.split import make_split
-dataset, split_file, factors, iterations, threads, fits, root, out = sys.argv[1:9]
 torch.set_num_threads(int(threads))
 split = make_split(load_bench_data(dataset), bench_split_spec("fixed", split_file, 0))
 times = []

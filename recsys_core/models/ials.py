@@ -147,7 +147,8 @@ class IALS(Recommender):
             x.T.tocsr(), self.pos_scale_, self.unobserved_w_, cfg.alpha, dev, by_item=True
         )
         exact = cfg.solver == "cholesky"
-        work = {} if exact else {ui: _Workspace(ui, d, dev), iu: _Workspace(iu, d, dev)}
+        user_work = None if exact else _Workspace(ui, d, dev)
+        item_work = None if exact else _Workspace(iu, d, dev)
         self.n_epochs_run_ = 0
         self.epoch_seconds_: list[float] = []
         for it in range(1, cfg.iterations + 1):
@@ -155,9 +156,9 @@ class IALS(Recommender):
             # items first, users last; the very last user step is exact whatever the solver,
             # so score_history (the same exact solve) reproduces a training user's factors
             last = it == cfg.iterations
-            self.item_factors_ = self._solve(iu, self.user_factors_, self.item_factors_, work)
+            self.item_factors_ = self._solve(iu, self.user_factors_, self.item_factors_, item_work)
             self.user_factors_ = self._solve(
-                ui, self.item_factors_, self.user_factors_, {} if last else work
+                ui, self.item_factors_, self.user_factors_, None if last else user_work
             )
             self.epoch_seconds_.append(time.perf_counter() - start)
             self.n_epochs_run_ = it
@@ -173,12 +174,12 @@ class IALS(Recommender):
         side: _SideData,
         fixed: torch.Tensor,
         current: torch.Tensor | None,
-        work: dict[_SideData, _Workspace],
+        work: _Workspace | None,
     ) -> torch.Tensor:
         """Least-squares factors of every row of ``side`` given the ``fixed`` factors.
 
-        With a workspace for ``side`` in ``work``: ``cg_steps`` CG steps warm-started at
-        ``current``, which is updated in place; without: the exact batched solve.
+        With a workspace: ``cg_steps`` CG steps warm-started at ``current``, which is updated in
+        place; without (``current`` may then be None): the exact batched solve.
         """
         cfg = self.config
         w = self.unobserved_w_
@@ -193,9 +194,9 @@ class IALS(Recommender):
             base_mult = None
             total_w = w.sum() + side.corr_rowsum
         reg = cfg.l2 * total_w.clamp_min(1e-12) ** cfg.reg_exponent
-        if side not in work or current is None:
+        if work is None or current is None:
             return _exact_solve(side, fixed, gram, base_mult, reg)
-        return _cg_solve(side, fixed, gram, base_mult, reg, current, cfg.cg_steps, work[side])
+        return _cg_solve(side, fixed, gram, base_mult, reg, current, cfg.cg_steps, work)
 
     # ----- scoring -------------------------------------------------------------------------
     def score_users(self, users: np.ndarray) -> torch.Tensor:
@@ -218,7 +219,7 @@ class IALS(Recommender):
         side = _SideData(
             h, self.pos_scale_, self.unobserved_w_, self.config.alpha, self.device, by_item=False
         )
-        return self._solve(side, self.item_factors_, None, work={})
+        return self._solve(side, self.item_factors_, None, work=None)
 
     # ----- embeddings and persistence -------------------------------------------------------
     def item_embeddings(self) -> np.ndarray:
@@ -249,8 +250,8 @@ class _SideData:
 
     Per observed pair k (CSR order): ``rows[k]``, ``cols[k]``, ``conf[k]`` = c (the target
     weight) and ``corr[k]`` = c - w (the Gramian correction); ``corr_rowsum`` [n_rows]. The
-    sparse kernels get int32 indices: with int64 ones torch's CPU product converts them on
-    every call.
+    CSR indices are int32 (int64 only past 2^31): with int64 ones torch's CPU product converts
+    them on every call.
     """
 
     def __init__(
@@ -276,9 +277,8 @@ class _SideData:
         self.indptr = m.indptr.astype(np.int64)
         index_dtype = np.int32 if max(m.shape + (m.nnz,)) < 2**31 else np.int64
         self.crow = torch.as_tensor(m.indptr.astype(index_dtype), device=device)
-        self.col_index = torch.as_tensor(m.indices.astype(index_dtype), device=device)
+        self.cols = torch.as_tensor(m.indices.astype(index_dtype), device=device)
         self.rows = torch.as_tensor(rows, device=device)
-        self.cols = torch.as_tensor(m.indices.astype(np.int64), device=device)
         self.conf = torch.as_tensor(conf, device=device)
         self.corr = torch.as_tensor(corr, device=device)
         self.corr_rowsum = torch.zeros(m.shape[0], device=device).index_add_(
@@ -291,7 +291,7 @@ class _SideData:
     def csr(self, values: torch.Tensor) -> torch.Tensor:
         """The sparse matrix with this pattern and per-pair ``values`` (shares their memory)."""
         return torch.sparse_csr_tensor(
-            self.crow, self.col_index, values, size=self.shape, check_invariants=False
+            self.crow, self.cols, values, size=self.shape, check_invariants=False
         )
 
     def spmm(

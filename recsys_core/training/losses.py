@@ -15,8 +15,6 @@ All return the mean over examples as a scalar tensor.
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn.functional as F
 
@@ -133,9 +131,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def forward(ctx, hidden, items, targets, row_weights):  # type: ignore[override]
         dtype = torch.promote_types(hidden.dtype, torch.float32)
         need_hidden, need_items = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        # on CUDA under autocast the products would run in bf16; the loss wants float32
-        off = torch.autocast("cuda", enabled=False) if hidden.is_cuda else contextlib.nullcontext()
-        with off:
+        # under the trainer's bf16 autocast the products would run in bf16; the loss wants float32
+        with torch.autocast(device_type=hidden.device.type, enabled=False):
             h, w = hidden.to(dtype), items.to(dtype)
             grad_h = torch.empty_like(h) if need_hidden else None
             grad_w = torch.zeros_like(w) if need_items else None
