@@ -23,8 +23,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "import",
         help="import an interaction file, folder or zip into the workspace",
-        description="Import CSV/TSV/Parquet, MovieLens (100K, 1M, latest), RecBole atomic files "
-        "or a zip of them. Columns are detected from common names; override with --map.",
+        description="Import CSV/TSV/Parquet, Excel .xlsx, gzip-compressed text (.csv.gz, "
+        ".tsv.gz), MovieLens (100K, 1M, latest), RecBole atomic files or a zip of them. "
+        "Columns are detected from common names; override with --map.",
     )
     p.add_argument("file", help="the file, folder or .zip to import")
     p.add_argument("--name", help="dataset name (default: from the file name)")
@@ -45,12 +46,21 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--min-user", type=int, default=0, help="minimum interactions per user")
     p.add_argument("--min-item", type=int, default=0, help="minimum interactions per item")
-    p.add_argument("--items", help="item side table (CSV/TSV/Parquet)")
-    p.add_argument("--users", help="user side table (CSV/TSV/Parquet)")
+    p.add_argument("--items", help="item side table (CSV/TSV/Parquet/.xlsx/.gz, RecBole .item)")
+    p.add_argument("--users", help="user side table (CSV/TSV/Parquet/.xlsx/.gz, RecBole .user)")
     p.add_argument("--split-file", help="file assigning train/valid/test per (user, item)")
     p.add_argument("--separator", help="field separator (default: detected), e.g. ';' or tab")
     p.add_argument("--encoding", default="utf-8", help="utf-8 (default), latin-1 or cp1252")
     p.add_argument("--max-mb", type=float, default=500.0, help="file size limit in MB")
+    p.add_argument(
+        "--sheet", default="", help="Excel: sheet name or number (1 = first, the default)"
+    )
+    p.add_argument(
+        "--max-id-length",
+        type=int,
+        default=1024,
+        help="refuse user/item ids longer than this many characters (default 1024)",
+    )
     p.add_argument("--json", action="store_true", help="print the dataset entry as JSON")
     p.set_defaults(func=cmd_import)
 
@@ -98,6 +108,8 @@ def _options(args: argparse.Namespace):  # noqa: ANN202 - ImportOptions, importe
         "min_item_interactions": args.min_item,
         "encoding": args.encoding,
         "max_file_mb": args.max_mb,
+        "sheet": args.sheet,
+        "max_id_length": args.max_id_length,
     }
     if args.separator:
         values["separator"] = args.separator

@@ -20,6 +20,7 @@ Every problem raises :class:`~recsys_core.errors.DataError` with problem, where 
 from __future__ import annotations
 
 import re
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,11 +46,18 @@ from recsys_core.data.columns import (
 )
 from recsys_core.data.interactions import Interactions
 from recsys_core.data.readers import (
+    EXCEL_SUFFIXES,
     PARQUET_SUFFIXES,
+    RECBOLE_SUFFIXES,
     RawData,
+    check_regular,
+    data_name,
     is_movielens_name,
+    is_workbook,
     read_folder,
-    read_table,
+    read_recbole,
+    read_table_path,
+    refuse_unsupported,
     safe_extract,
     sniff_binary,
 )
@@ -228,6 +236,10 @@ class ImportOptions:
     split_file: str = param(
         "", "optional file assigning train/valid/test to each (user, item) (predefined split)"
     )
+    sheet: str = param("", "Excel (.xlsx): sheet name or number (1 = first); empty = the first")
+    max_id_length: int = param(
+        1024, "refuse user and item ids longer than this many characters", low=1
+    )
 
     def __post_init__(self) -> None:
         mapping = self.mapping
@@ -284,51 +296,95 @@ class ImportResult:
 # ---------------------------------------------------------------------------------------------
 # reading a path or bytes
 # ---------------------------------------------------------------------------------------------
-def read_source(path: Path, options: ImportOptions, *, display_name: str | None = None) -> RawData:
-    """Read a file, a folder or a zip into :class:`RawData` (size limit enforced first)."""
-    name = display_name or path.name
-    if not path.exists():
-        raise DataError(
-            "the file does not exist", where=str(path), fix="check the path and try again"
-        )
-    if path.is_dir():
-        total = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+def check_source(path: Path, options: ImportOptions, *, name: str | None = None) -> None:
+    """Refuse a source before reading a byte of it: missing, special or over the size limit.
+
+    A folder's regular files are summed from ``stat`` (refused as soon as the sum passes the
+    limit, and before any hashing); a device, FIFO or socket, at the top or inside the folder,
+    is refused without being opened. Reads stay bounded while they stream as well (files can
+    grow, and some report a size of 0).
+    """
+    name = name or path.name
+    info = check_regular(path, name)
+    if stat.S_ISREG(info.st_mode):
+        refuse_unsupported(name)
+        if info.st_size > options.max_bytes:
+            raise DataError(
+                f"the file is {info.st_size / 2**20:.1f} MB, over the limit of "
+                f"{options.max_file_mb:g} MB",
+                where=name,
+                fix="raise max_file_mb (CLI: --max-mb) or import a smaller file",
+            )
+        return
+    total = 0
+    for entry in path.rglob("*"):
+        try:
+            mode = entry.stat().st_mode
+        except OSError:
+            continue  # a broken link: nothing to read
+        if stat.S_ISDIR(mode):
+            continue
+        check_regular(entry, f"{name}/{entry.relative_to(path)}")
+        total += entry.stat().st_size
         if total > options.max_bytes:
             raise DataError(
-                f"the folder holds {total / 2**20:.1f} MB, over the limit of "
+                f"the folder holds more than {total / 2**20:.1f} MB, over the limit of "
                 f"{options.max_file_mb:g} MB",
                 where=name,
                 fix="raise max_file_mb (CLI: --max-mb) or import the interaction file alone",
             )
-        return read_folder(path, separator=options.separator or None, encoding=options.encoding)
-    size = path.stat().st_size
-    if size > options.max_bytes:
-        raise DataError(
-            f"the file is {size / 2**20:.1f} MB, over the limit of {options.max_file_mb:g} MB",
-            where=name,
-            fix="raise max_file_mb (CLI: --max-mb) or import a smaller file",
-        )
+
+
+def read_source(path: Path, options: ImportOptions, *, display_name: str | None = None) -> RawData:
+    """Read a file, a folder or a zip into :class:`RawData` (size limit enforced first).
+
+    Files may be CSV / TSV / Parquet / .xlsx (``options.sheet``), each text format optionally
+    gzip-compressed (``.csv.gz``), a zip of those, MovieLens or RecBole files as distributed.
+    """
+    name = display_name or path.name
+    check_source(path, options, name=name)
+    folder_options = {
+        "separator": options.separator or None,
+        "encoding": options.encoding,
+        "max_bytes": options.max_bytes,
+        "sheet": options.sheet,
+    }
+    if path.is_dir():
+        return read_folder(path, name=name, **folder_options)  # type: ignore[arg-type]
     with open(path, "rb") as handle:
         head = handle.read(65536)
-    if path.suffix.lower() == ".zip" or sniff_binary(head) == "zip":
+    suffix = Path(data_name(name)).suffix.lower()
+    is_zip = path.suffix.lower() == ".zip" or sniff_binary(head) == "zip"
+    if is_zip and suffix not in EXCEL_SUFFIXES and not is_workbook(path):
         with tempfile.TemporaryDirectory(prefix="recsys-zip-") as tmp:
             folder = safe_extract(path, Path(tmp), max_bytes=options.max_bytes, name=name)
-            raw = read_folder(
-                folder, separator=options.separator or None, encoding=options.encoding
-            )
+            raw = read_folder(folder, name=name, **folder_options)  # type: ignore[arg-type]
             raw.notes.append(f"read from zip archive {name}")
             return raw
     if is_movielens_name(path.name):
         return read_folder_single(path, options)
+    if path.suffix.lower() == ".inter":
+        # The .item / .user files beside it (on a server path) come along, as in a folder.
+        raw = read_recbole(path, [])
+        raw.source = name
+        return raw
     notes: list[str] = []
-    frame = read_table(
-        path.read_bytes(),
+    frame = read_table_path(
+        path,
         name,
         separator=options.separator or None,
         encoding=options.encoding,
         notes=notes,
+        max_bytes=options.max_bytes,
+        sheet=options.sheet,
     )
-    fmt = "parquet" if path.suffix.lower() in PARQUET_SUFFIXES or head[:4] == b"PAR1" else "csv"
+    fmt = "csv"
+    if suffix in PARQUET_SUFFIXES or head[:4] == b"PAR1":
+        fmt = "parquet"
+    elif suffix in EXCEL_SUFFIXES or is_zip:
+        fmt = "xlsx"
+    elif suffix in RECBOLE_SUFFIXES:
+        fmt = "recbole"
     return RawData(frame, None, None, fmt, notes, source=name)
 
 
@@ -385,7 +441,9 @@ def read_folder_single(path: Path, options: ImportOptions) -> RawData:
     }[path.name]
     raw = reader(path, notes)
     if options.separator and path.name == "ratings.csv":
-        raw.interactions = read_table(path.read_bytes(), path.name, separator=options.separator)
+        raw.interactions = read_table_path(
+            path, separator=options.separator, max_bytes=options.max_bytes
+        )
     return raw
 
 
@@ -494,6 +552,31 @@ def type_ids(series: pd.Series) -> pd.Series:
             return pd.Series(pc.cast(arrow, pa.int64()).to_numpy(), index=series.index)
         return series.astype(str).astype(np.int64)
     return series.astype(str)
+
+
+def check_id_length(ids: pd.Series, limit: int, where: str, header_lines: int, role: str) -> None:
+    """Refuse text ids longer than ``limit`` characters, naming the rows (vectorised).
+
+    A 100,000-character "user id" is a broken export (a whole record or document in the id
+    column), and every copy of it would cost memory in the vocabularies, the store and the UI.
+    """
+    if ids.dtype.kind in "iuf" or len(ids) == 0:
+        return
+    arrow = _arrow(ids)
+    if arrow is not None:
+        lengths = pc.utf8_length(arrow).to_numpy(zero_copy_only=False)
+    else:
+        lengths = ids.astype(str).str.len().to_numpy()
+    long = lengths > limit
+    if long.any():
+        rows = np.flatnonzero(long)
+        raise DataError(
+            f"{len(rows):,} {role} id(s) are longer than {limit:,} characters (the longest has "
+            f"{int(lengths.max()):,}, starting {str(ids.iloc[rows[0]])[:40]!r})",
+            where=f"{where}, {_rows(rows, header_lines)}",
+            fix="check that the column really holds ids (not text or whole records), or raise "
+            "max_id_length (CLI: --max-id-length)",
+        )
 
 
 def _check_nulls(series: pd.Series, column: str, raw: RawData, role: str) -> None:
@@ -648,6 +731,13 @@ def canonical_frame(raw: RawData, options: ImportOptions, report: dict[str, Any]
         column = frame[roles[role]]
         _check_nulls(column, roles[role], raw, role)
         out[role] = type_ids(column)
+        check_id_length(
+            out[role],
+            options.max_id_length,
+            f"{raw.source}, column {roles[role]!r}",
+            raw.header_lines,
+            role,
+        )
     if VALUE in roles:
         out[VALUE] = to_float(frame[roles[VALUE]], roles[VALUE], raw).astype(np.float32)
     if TIMESTAMP in roles:
@@ -769,7 +859,7 @@ def k_core(frame: pd.DataFrame, min_user: int, min_item: int, report: dict) -> p
 
 def attach_split_file(frame: pd.DataFrame, path: Path, report: dict) -> pd.DataFrame:
     """Label each interaction from a separate (user, item, split) file, joined on raw ids."""
-    raw = RawData(read_table(path.read_bytes(), path.name), source=path.name)
+    raw = RawData(read_table_path(path), source=path.name)
     roles = detect_columns(
         list(map(str, raw.interactions.columns)), {}, where=f"split file {path.name}"
     )
@@ -850,11 +940,21 @@ def build(
     item_side = user_side = None
     if item_table is not None:
         item_side, side["items"] = prepare_side_table(
-            item_table, ITEM, read_ids[ITEM], "item table", kept_ids=frame[ITEM]
+            item_table,
+            ITEM,
+            read_ids[ITEM],
+            "item table",
+            kept_ids=frame[ITEM],
+            max_id_length=options.max_id_length,
         )
     if user_table is not None:
         user_side, side["users"] = prepare_side_table(
-            user_table, USER, read_ids[USER], "user table", kept_ids=frame[USER]
+            user_table,
+            USER,
+            read_ids[USER],
+            "user table",
+            kept_ids=frame[USER],
+            max_id_length=options.max_id_length,
         )
     report["side"] = side
     for kind, info in side.items():
@@ -961,6 +1061,7 @@ def prepare_side_table(
     where: str,
     *,
     kept_ids: pd.Series | None = None,
+    max_id_length: int = 1024,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Canonical side table indexed by raw id, restricted to ids with interactions.
 
@@ -971,6 +1072,7 @@ def prepare_side_table(
     ids_in_data : [nnz] typed raw ids of the interactions as read (to match and report against).
     kept_ids : ids still present after the threshold and k-core filters (default: all of
         ``ids_in_data``); matched rows of filtered ids are counted as ``dropped_by_filters``.
+    max_id_length : ids longer than this many characters are refused.
 
     Returns
     -------
@@ -989,6 +1091,7 @@ def prepare_side_table(
             fix="fill in or remove those rows",
         )
     ids = type_ids(table[id_column])
+    check_id_length(ids, max_id_length, f"{where}, column {id_column!r}", 1, kind)
     data_ids = pd.Index(pd.unique(ids_in_data))
     if ids.dtype != data_ids.dtype:
         # e.g. interaction ids "007" (strings) and side ids 7: match on the text form.

@@ -27,11 +27,15 @@ readers fall back to Latin-1 and say so in the notes.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
+import os
 import re
 import shutil
+import stat
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +52,51 @@ SEPARATORS = ("\t", ",", ";", "|")
 SEPARATOR_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe", "::": "'::'"}
 TEXT_SUFFIXES = {".csv", ".tsv", ".tab", ".txt", ".dat", ".data", ".inter", ".item", ".user"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
+EXCEL_SUFFIXES = {".xlsx", ".xlsm"}
+RECBOLE_SUFFIXES = {".inter", ".item", ".user"}
+#: A line longer than this is not a row of a table: the file is refused while it streams (a
+#: 200 MB single-line file used to reach pyarrow whole and fail with a block-size error).
+MAX_LINE_MB = 16
+MAX_LINE_BYTES = MAX_LINE_MB * 2**20
+#: Bytes read per step when streaming a file; at most MAX_LINE_BYTES (see _scan_lines).
+_CHUNK = 4 * 2**20
+#: Formats analysts have that we do not read, with what they are and how to convert them.
+UNSUPPORTED_SUFFIXES = {
+    ".xls": (
+        "an old Excel (.xls) workbook",
+        "open it in Excel or LibreOffice and save it as .xlsx or as CSV UTF-8, then import that",
+    ),
+    ".ods": (
+        "an OpenDocument spreadsheet",
+        "save it as .xlsx or as CSV UTF-8 (File > Save as), then import that",
+    ),
+    ".json": (
+        "JSON",
+        'convert it to CSV, e.g. python -c "import pandas as pd; '
+        "pd.read_json('FILE').to_csv('FILE.csv', index=False)\", then import the CSV",
+    ),
+    ".jsonl": (
+        "JSON lines",
+        'convert it to CSV, e.g. python -c "import pandas as pd; '
+        "pd.read_json('FILE', lines=True).to_csv('FILE.csv', index=False)\"",
+    ),
+    ".bz2": ("bzip2-compressed", "decompress it (bunzip2 FILE), or recompress it as .gz or .zip"),
+    ".xz": ("xz-compressed", "decompress it (unxz FILE), or recompress it as .gz or .zip"),
+    ".zst": ("zstd-compressed", "decompress it (unzstd FILE), or recompress it as .gz or .zip"),
+    ".7z": ("a 7-Zip archive", "re-pack the files as a .zip"),
+    ".rar": ("a RAR archive", "re-pack the files as a .zip"),
+    ".tar": ("a tar archive", "re-pack the files as a .zip"),
+    ".tgz": ("a gzipped tar archive", "re-pack the files as a .zip"),
+}
+UNSUPPORTED_SUFFIXES[".ndjson"] = UNSUPPORTED_SUFFIXES[".jsonl"]
+#: Extensions an upload widget should accept (without dots): what we read, and what we refuse
+#: with a conversion hint, so the page shows that hint instead of the browser's bare refusal.
+UPLOAD_TYPES = sorted(
+    {s.lstrip(".") for s in TEXT_SUFFIXES | PARQUET_SUFFIXES | EXCEL_SUFFIXES | {".tab"}}
+    | {"gz", "zip"}
+    | {s.lstrip(".") for s in UNSUPPORTED_SUFFIXES}
+)
+_RECBOLE_HEADER = re.compile(r"^([^:]+):(token|token_seq|float|float_seq)$")
 #: Values read as missing in text files (kept short on purpose: an id such as "None" survives).
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null"]
 
@@ -62,7 +111,7 @@ _MAGIC = (
     (b"GIF8", "a GIF image"),
     (b"\x7fELF", "an executable"),
     (b"SQLite format 3", "an SQLite database"),
-    (b"\xd0\xcf\x11\xe0", "an old Excel/Office document"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel (.xls) or other Office document"),
 )
 
 ML100K_GENRES = (
@@ -134,6 +183,260 @@ def _decode_check(data: bytes, name: str, encoding: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# reading files safely: regular files only, bounded while streaming
+# ---------------------------------------------------------------------------------------------
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "special file"
+
+
+def check_regular(path: Path, name: str | None = None) -> os.stat_result:
+    """``stat`` of ``path``, refusing anything but a regular file or a folder, before opening it.
+
+    Devices, FIFOs and sockets report a size of 0, so a size check alone lets ``/dev/zero``
+    stream forever and a FIFO block forever; ``stat`` never opens them.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise DataError(
+            "the file does not exist", where=str(path), fix="check the path and try again"
+        ) from None
+    except OSError as error:
+        raise DataError(
+            f"the file cannot be read ({error.strerror or error})",
+            where=str(path),
+            fix="check the path and its permissions",
+        ) from None
+    if stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode):
+        return info
+    raise DataError(
+        f"{name or path.name} is a {_special_kind(info.st_mode)}, not a regular file or a "
+        "folder (reading it could block or never end)",
+        where=str(path),
+        fix="save the data to a regular file (CSV, TSV, Parquet, .xlsx, .gz or .zip) and "
+        "import that",
+    )
+
+
+def _too_large(name: str, max_bytes: int, expanded: bool) -> DataError:
+    verb = "expands past" if expanded else "is larger than"
+    return DataError(
+        f"the file {verb} the size limit of {max_bytes / 2**20:g} MB",
+        where=name,
+        fix="raise max_file_mb (CLI: --max-mb) or import a smaller file",
+    )
+
+
+def _scan_lines(chunk: bytes, since: int, lines: int, name: str) -> int:
+    """Bytes since the last line break after ``chunk``; refuses a line over MAX_LINE_BYTES.
+
+    Lines wholly inside a chunk are at most ``_CHUNK <= MAX_LINE_BYTES`` long, so only the
+    line that runs across chunk boundaries needs counting. A lone ``\\r`` counts as a break.
+    """
+    last = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+    if last == -1:
+        since += len(chunk)
+    else:
+        breaks = [i for i in (chunk.find(b"\n"), chunk.find(b"\r")) if i != -1]
+        since = max(since + min(breaks), len(chunk) - last - 1)
+    if since > MAX_LINE_BYTES:
+        raise DataError(
+            f"line {lines + 1:,} is longer than {MAX_LINE_MB} MB: the file is not one row per "
+            "line (it may be a single JSON document, a binary dump, or text without line breaks)",
+            where=name,
+            fix="check that this is the interaction table exported as CSV or TSV with one row "
+            "per line; convert JSON to CSV first",
+        )
+    return since
+
+
+def read_path(path: Path, name: str | None = None, *, max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file (gzip content decompressed), bounded as they stream.
+
+    Parameters
+    ----------
+    path : the file; a device, FIFO or socket is refused before it is opened.
+    name : file name for messages (default: ``path.name``).
+    max_bytes : refuse the file as soon as more than this many (decompressed) bytes were read,
+        whatever ``stat`` said; None reads without a limit.
+
+    Text content is also refused as soon as one line passes :data:`MAX_LINE_MB`, so a huge
+    single-line file costs one chunk of memory, not its size. Returns a ``bytearray`` (no
+    final copy), which every reader accepts as bytes.
+    """
+    name = name or path.name
+    info = check_regular(path, name)
+    if stat.S_ISDIR(info.st_mode):
+        raise DataError(
+            "a folder was given where a file is expected", where=str(path), fix="give a file"
+        )
+    out = bytearray()
+    since = lines = 0
+    text: bool | None = None
+    with open(path, "rb") as raw:
+        gz = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        handle = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
+        try:
+            while chunk := handle.read(_CHUNK):
+                if max_bytes is not None and len(out) + len(chunk) > max_bytes:
+                    raise _too_large(name, max_bytes, expanded=gz)
+                if text is None:
+                    text = sniff_binary(chunk[:65536]) is None
+                if text:
+                    since = _scan_lines(chunk, since, lines, name)
+                    lines += chunk.count(b"\n")
+                out += chunk
+        except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+            raise DataError(
+                f"the gzip file is damaged or truncated ({error})",
+                where=name,
+                fix="re-create it (gzip -k FILE) or import the uncompressed file",
+            ) from None
+    return out  # type: ignore[return-value]
+
+
+def data_name(name: str) -> str:
+    """The name that tells a file's format: ``ratings.csv.gz`` -> ``ratings.csv``."""
+    return name[:-3] if name.lower().endswith(".gz") and len(name) > 3 else name
+
+
+def refuse_unsupported(name: str) -> None:
+    """A clear refusal, naming the file and the conversion, for formats we do not read."""
+    suffix = Path(data_name(name)).suffix.lower()
+    if suffix in UNSUPPORTED_SUFFIXES:
+        what, fix = UNSUPPORTED_SUFFIXES[suffix]
+        raise DataError(
+            f"{Path(name).name} is {what}, which the importer does not read",
+            where=name,
+            fix=fix.replace("FILE", Path(name).name),
+        )
+
+
+def read_excel(
+    path: Path,
+    name: str,
+    *,
+    sheet: str = "",
+    max_bytes: int | None = None,
+    notes: list[str] | None = None,
+) -> pd.DataFrame:
+    """One sheet of an .xlsx workbook, every column as strings (as a CSV would give).
+
+    ``sheet`` is a sheet name or a 1-based number; empty means the first sheet. Read through
+    openpyxl (via pandas), after checking the workbook's expanded size against ``max_bytes``.
+    """
+    check_regular(path, name)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            expanded = sum(m.file_size for m in zf.infolist())
+    except (zipfile.BadZipFile, OSError):
+        raise DataError(
+            f"{name} is not a valid .xlsx workbook (it may be an old .xls file renamed)",
+            where=name,
+            fix="open it in Excel or LibreOffice and save it as .xlsx or as CSV UTF-8",
+        ) from None
+    if max_bytes is not None and expanded > max_bytes:
+        raise _too_large(name, max_bytes, expanded=True)
+    try:
+        book = pd.ExcelFile(path, engine="openpyxl")
+    except ImportError:
+        raise DataError(
+            "reading .xlsx files needs the openpyxl package, which is not installed",
+            where=name,
+            fix="pip install 'openpyxl>=3.1,<4', or save the sheet as CSV UTF-8 and import that",
+        ) from None
+    except Exception as error:  # noqa: BLE001 - openpyxl raises many types for bad workbooks
+        raise DataError(
+            f"the workbook could not be read ({type(error).__name__}: {error})",
+            where=name,
+            fix="open it in Excel or LibreOffice and save it again as .xlsx or as CSV UTF-8",
+        ) from None
+    with book:
+        names = [str(n) for n in book.sheet_names]
+        chosen = _choose_sheet(names, sheet, name)
+        frame = pd.read_excel(
+            book, sheet_name=chosen, dtype=str, keep_default_na=False, na_values=NULL_VALUES
+        )
+    if notes is not None:
+        notes.append(f"sheet {chosen!r} of {len(names)} ({', '.join(names[:8])})")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.empty:
+        raise DataError(
+            "the sheet has no data rows",
+            where=f"{name}, sheet {chosen!r}",
+            fix="choose the sheet holding the interactions (CLI: --sheet NAME)",
+        )
+    return frame
+
+
+def _choose_sheet(names: list[str], sheet: str, name: str) -> str:
+    sheet = str(sheet or "").strip()
+    if not sheet:
+        return names[0]
+    if sheet in names:
+        return sheet
+    if sheet.isdigit() and 1 <= int(sheet) <= len(names):
+        return names[int(sheet) - 1]
+    raise DataError(
+        f"the workbook has no sheet {sheet!r}; its sheets are {names}",
+        where=name,
+        fix=f"give one of those names, or a number from 1 to {len(names)} (CLI: --sheet)",
+    )
+
+
+def read_table_path(
+    path: Path,
+    name: str | None = None,
+    *,
+    separator: str | None = None,
+    encoding: str = "utf-8",
+    notes: list[str] | None = None,
+    max_bytes: int | None = None,
+    sheet: str = "",
+) -> pd.DataFrame:
+    """Read one tabular file from disk: .xlsx, Parquet, delimited text, each optionally .gz.
+
+    Every read is bounded by ``max_bytes`` as it streams; unsupported formats are refused
+    with the file's name and how to convert it.
+    """
+    name = name or path.name
+    refuse_unsupported(name)
+    suffix = Path(data_name(name)).suffix.lower()
+    if suffix in EXCEL_SUFFIXES:
+        return read_excel(path, name, sheet=sheet, max_bytes=max_bytes, notes=notes)
+    data = read_path(path, name, max_bytes=max_bytes)
+    inner = data_name(name)
+    if notes is not None and inner != name:
+        notes.append(f"{name}: gzip-compressed, read as {inner}")
+    if data[:4] == b"PK\x03\x04" and is_workbook(path):
+        return read_excel(path, name, sheet=sheet, max_bytes=max_bytes, notes=notes)
+    return read_table(data, inner, separator=separator, encoding=encoding, notes=notes)
+
+
+def is_workbook(path: Path) -> bool:
+    """Whether a zip file is an .xlsx workbook (whatever its name says)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return "xl/workbook.xml" in zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _read_bytes(path: Path) -> bytes:
+    """A sibling file's bytes (regular files only; see :func:`read_path`)."""
+    return read_path(path)
+
+
+# ---------------------------------------------------------------------------------------------
 # delimited text and parquet
 # ---------------------------------------------------------------------------------------------
 def read_delimited(
@@ -178,8 +481,11 @@ def read_delimited(
     if notes is not None and separator is None and column_names is None:
         notes.append(f"separator: {SEPARATOR_NAMES.get(sep, repr(sep))} (detected)")
     if len(sep) > 1:
-        # pyarrow only splits on one byte; '::' (MovieLens 1M) becomes a unit separator.
+        # pyarrow only splits on one byte; '::' (MovieLens 1M) becomes a unit separator, in the
+        # header line too (it used to be split on the original '::' line by '\x1f', giving one
+        # column and a refusal that suggested the very separator given).
         text = text.replace(sep, "\x1f")
+        first_line = first_line.replace(sep, "\x1f")
         sep = "\x1f"
     if column_names is None:
         header = next(csv.reader([first_line.lstrip("\ufeff")], delimiter=sep))
@@ -187,22 +493,13 @@ def read_delimited(
         skip = 1
     else:
         names, skip = list(column_names), 0
-    _check_header(names, first_line, name, sep, separator)
+    _check_header(names, first_line.replace("\x1f", "::"), name, sep, separator)
     if encoding == "utf-8" and sep != "\x1f":
         body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data  # already valid UTF-8
     else:
         body = text.encode("utf-8")
     try:
-        table = pacsv.read_csv(
-            io.BytesIO(body),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=skip),
-            parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
-                null_values=NULL_VALUES,
-                strings_can_be_null=True,
-            ),
-        )
+        table = _parse_csv(body, names, skip, sep)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         message = str(error).split("\n")[0]
         raise DataError(
@@ -220,6 +517,33 @@ def read_delimited(
             fix="choose a file with at least one interaction row",
         )
     return frame
+
+
+def _parse_csv(body: bytes, names: list[str], skip: int, sep: str) -> pa.Table:
+    """pyarrow's parser with string columns; retried with blocks that hold the longest line
+    allowed when a row is longer than the default 1 MB block (pyarrow's "straddling object")."""
+
+    def parse(block_size: int | None) -> pa.Table:
+        read = pacsv.ReadOptions(column_names=names, skip_rows=skip)
+        if block_size:
+            read.block_size = block_size
+        return pacsv.read_csv(
+            io.BytesIO(body),
+            read_options=read,
+            parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                null_values=NULL_VALUES,
+                strings_can_be_null=True,
+            ),
+        )
+
+    try:
+        return parse(None)
+    except pa.ArrowInvalid as error:
+        if "straddl" not in str(error):
+            raise
+        return parse(2 * MAX_LINE_BYTES)
 
 
 def _check_header(
@@ -272,9 +596,37 @@ def read_table(
     notes: list[str] | None = None,
 ) -> pd.DataFrame:
     """Read one tabular file (Parquet by suffix or magic bytes, else delimited text)."""
+    refuse_unsupported(name)
     if Path(name).suffix.lower() in PARQUET_SUFFIXES or data[:4] == b"PAR1":
         return read_parquet_bytes(data, name)
-    return read_delimited(data, name, separator=separator, encoding=encoding, notes=notes)
+    frame = read_delimited(data, name, separator=separator, encoding=encoding, notes=notes)
+    return recbole_columns(frame, name, notes)
+
+
+def recbole_columns(
+    frame: pd.DataFrame, name: str = "", notes: list[str] | None = None
+) -> pd.DataFrame:
+    """Strip RecBole's ``name:type`` headers (``user_id:token``, ``genre:token_seq``).
+
+    Applied whenever every header has a RecBole type, whatever the file is called, so an
+    uploaded ``ml-100k.inter`` or ``ml-100k.item`` reads like the folder does. ``token_seq``
+    columns naming classes, genres, categories or tags become "A|B" category strings.
+    """
+    matches = [_RECBOLE_HEADER.match(str(c)) for c in frame.columns]
+    if not matches or not all(matches):
+        return frame
+    renamed = {}
+    for column, match in zip(frame.columns, matches, strict=True):
+        base, kind = match.group(1), match.group(2)  # type: ignore[union-attr]
+        renamed[column] = base
+        if kind == "token_seq" and any(
+            w in base.lower() for w in ("class", "genre", "categor", "tag")
+        ):
+            # token_seq is space-separated; categories are "A|B" inside recsys_core.
+            frame[column] = frame[column].str.split().str.join("|")
+    if notes is not None:
+        notes.append(f"{name}: RecBole 'name:type' header read as {list(renamed.values())}")
+    return frame.rename(columns=renamed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,7 +707,7 @@ def _find(folder: Path, filename: str) -> Path | None:
 
 
 def _read_latin1_fallback(path: Path, notes: list[str], **kwargs: object) -> pd.DataFrame:
-    data = path.read_bytes()
+    data = _read_bytes(path)
     try:
         data.decode("utf-8")
         return read_delimited(data, path.name, **kwargs)  # type: ignore[arg-type]
@@ -372,7 +724,7 @@ def _year_from_title(titles: pd.Series) -> pd.Series:
 def _read_ml100k(path: Path, notes: list[str]) -> RawData:
     folder = path.parent
     inter = read_delimited(
-        path.read_bytes(), path.name, separator="\t", column_names=[USER, ITEM, VALUE, TIMESTAMP]
+        _read_bytes(path), path.name, separator="\t", column_names=[USER, ITEM, VALUE, TIMESTAMP]
     )
     items = users = None
     if (item_path := folder / "u.item").exists():
@@ -410,7 +762,7 @@ def _read_ml100k(path: Path, notes: list[str]) -> RawData:
 def _read_ml1m(path: Path, notes: list[str]) -> RawData:
     folder = path.parent
     inter = read_delimited(
-        path.read_bytes(), path.name, separator="::", column_names=[USER, ITEM, VALUE, TIMESTAMP]
+        _read_bytes(path), path.name, separator="::", column_names=[USER, ITEM, VALUE, TIMESTAMP]
     )
     items = users = None
     if (movie_path := folder / "movies.dat").exists():
@@ -430,10 +782,10 @@ def _read_ml1m(path: Path, notes: list[str]) -> RawData:
 
 def _read_ml_latest(path: Path, notes: list[str]) -> RawData:
     folder = path.parent
-    inter = read_delimited(path.read_bytes(), path.name, notes=notes)
+    inter = read_delimited(_read_bytes(path), path.name, notes=notes)
     items = None
     if (movie_path := folder / "movies.csv").exists():
-        raw = read_delimited(movie_path.read_bytes(), movie_path.name)
+        raw = read_delimited(_read_bytes(movie_path), movie_path.name)
         items = pd.DataFrame(
             {
                 ITEM: raw["movieId"] if "movieId" in raw else raw.iloc[:, 0],
@@ -443,7 +795,7 @@ def _read_ml_latest(path: Path, notes: list[str]) -> RawData:
         )
         items["year"] = _year_from_title(items[TITLE].fillna(""))
         if (tag_path := folder / "tags.csv").exists():
-            tags = read_delimited(tag_path.read_bytes(), tag_path.name)
+            tags = read_delimited(_read_bytes(tag_path), tag_path.name)
             if {"movieId", "tag"} <= set(tags.columns):
                 text = tags.dropna(subset=["tag"]).groupby("movieId")["tag"].agg(" ; ".join)
                 items[TEXT] = items[ITEM].map(text)
@@ -451,7 +803,7 @@ def _read_ml_latest(path: Path, notes: list[str]) -> RawData:
     return RawData(inter, items, None, "movielens-latest", notes, source=path.name)
 
 
-def _read_recbole(path: Path, notes: list[str]) -> RawData:
+def read_recbole(path: Path, notes: list[str]) -> RawData:
     """RecBole atomic files: tab-separated, headers ``name:type`` (token, float, token_seq...)."""
     inter = _recbole_frame(path)
     stem = path.with_suffix("")
@@ -469,17 +821,11 @@ def _read_recbole(path: Path, notes: list[str]) -> RawData:
 
 
 def _recbole_frame(path: Path, *, side: bool = False) -> pd.DataFrame:
-    frame = read_delimited(path.read_bytes(), path.name, separator="\t")
-    renamed = {}
-    for column in frame.columns:
-        base, _, kind = column.partition(":")
-        renamed[column] = base
-        if side and kind == "token_seq":
-            lowered = base.lower()
-            if any(w in lowered for w in ("class", "genre", "categor", "tag")):
-                # token_seq is space-separated; categories are "A|B" inside recsys_core.
-                frame[column] = frame[column].str.split().str.join("|")
-    return frame.rename(columns=renamed)
+    frame = read_delimited(_read_bytes(path), path.name, separator="\t")
+    if not all(_RECBOLE_HEADER.match(str(c)) for c in frame.columns):
+        # a column without a type: strip what has one, keep the rest as named
+        return frame.rename(columns={c: str(c).partition(":")[0] for c in frame.columns})
+    return recbole_columns(frame, path.name)
 
 
 _SIDE_STEMS = {"items": "items", "item": "items", "movies": "items", "products": "items"}
@@ -543,14 +889,37 @@ def _concat_parts(
     return pd.concat(labelled, ignore_index=True)
 
 
-def read_folder(folder: Path, *, separator: str | None, encoding: str) -> RawData:
-    """Detect the layout of a folder (extracted zip or a directory) and read it."""
+def _data_suffix(path: Path) -> str:
+    """``.csv`` for ``x.csv`` and ``x.csv.gz`` (what the content is, not how it is packed)."""
+    return Path(data_name(path.name)).suffix.lower()
+
+
+def _data_stem(path: Path) -> str:
+    return Path(data_name(path.name)).stem.lower()
+
+
+def read_folder(
+    folder: Path,
+    *,
+    separator: str | None,
+    encoding: str,
+    name: str | None = None,
+    max_bytes: int | None = None,
+    sheet: str = "",
+) -> RawData:
+    """Detect the layout of a folder (extracted zip or a directory) and read it.
+
+    ``name`` is what messages call the folder (an upload's file name rather than the temporary
+    folder it was extracted to); ``max_bytes`` bounds each file read; ``sheet`` picks the
+    sheet of an .xlsx data file.
+    """
     notes: list[str] = []
+    label = name or folder.name
     if (folder / "[Content_Types].xml").exists():
         raise DataError(
-            "the file is an Excel or other Office document, not delimited text or a zip of data",
-            where=folder.name,
-            fix="save the sheet as CSV (File > Save as > CSV UTF-8) and import that",
+            f"{label} is a Word, PowerPoint or other Office document, not data",
+            where=label,
+            fix="save the table as .xlsx or as CSV UTF-8 and import that",
         )
     for filename, reader in (
         ("u.data", _read_ml100k),
@@ -570,32 +939,37 @@ def read_folder(folder: Path, *, separator: str | None, encoding: str) -> RawDat
         source = ", ".join(p.name for p in parts)
         return RawData(frame, items, users, "recbole", notes, header_lines=0, source=source)
     if inters:
-        return _read_recbole(inters[0], notes)
+        return read_recbole(inters[0], notes)
     files = sorted(
         p
         for p in folder.rglob("*")
         if p.is_file()
         and "__MACOSX" not in p.parts
         and not p.name.startswith(".")
-        and p.suffix.lower() in TEXT_SUFFIXES | PARQUET_SUFFIXES
+        and _data_suffix(p) in TEXT_SUFFIXES | PARQUET_SUFFIXES | EXCEL_SUFFIXES
     )
-    side = {_SIDE_STEMS[p.stem.lower()]: p for p in files if p.stem.lower() in _SIDE_STEMS}
-    main = [p for p in files if p.stem.lower() not in _SIDE_STEMS]
+    side = {_SIDE_STEMS[_data_stem(p)]: p for p in files if _data_stem(p) in _SIDE_STEMS}
+    main = [p for p in files if _data_stem(p) not in _SIDE_STEMS]
     if not main:
         raise DataError(
-            "no data file (CSV, TSV, Parquet, MovieLens or RecBole) was found in the archive",
-            where=folder.name,
+            "no data file (CSV, TSV, Parquet, .xlsx, MovieLens or RecBole) was found in the "
+            "archive",
+            where=label,
             fix="put the interaction file (e.g. ratings.csv) in the zip",
         )
+
+    def read(path: Path, **kwargs: object) -> pd.DataFrame:
+        return read_table_path(
+            path,
+            encoding=encoding,
+            max_bytes=max_bytes,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
     parts = _split_files(main, folder) if len(main) > 1 else None
     if parts is not None:
-        frames = {
-            p: read_table(p.read_bytes(), p.name, separator=separator, encoding=encoding)
-            for p in parts
-        }
-        tables = {
-            kind: read_table(p.read_bytes(), p.name, encoding=encoding) for kind, p in side.items()
-        }
+        frames = {p: read(p, separator=separator, sheet=sheet) for p in parts}
+        tables = {kind: read(p) for kind, p in side.items()}
         return RawData(
             _concat_parts(frames, parts, notes),
             tables.get("items"),
@@ -608,21 +982,14 @@ def read_folder(folder: Path, *, separator: str | None, encoding: str) -> RawDat
     if len(main) > 1:
         raise DataError(
             f"several candidate interaction files: {[p.name for p in main][:6]}",
-            where=folder.name,
+            where=label,
             fix="keep one interaction file (side tables may be named items.* and users.*)",
         )
     inter_path = main[0]
-    frame = read_table(
-        inter_path.read_bytes(),
-        inter_path.name,
-        separator=separator,
-        encoding=encoding,
-        notes=notes,
-    )
-    tables = {
-        kind: read_table(p.read_bytes(), p.name, encoding=encoding) for kind, p in side.items()
-    }
-    fmt = "parquet" if inter_path.suffix.lower() in PARQUET_SUFFIXES else "csv"
+    frame = read(inter_path, separator=separator, notes=notes, sheet=sheet)
+    tables = {kind: read(p) for kind, p in side.items()}
+    suffix = _data_suffix(inter_path)
+    fmt = "parquet" if suffix in PARQUET_SUFFIXES else "xlsx" if suffix in EXCEL_SUFFIXES else "csv"
     return RawData(
         frame, tables.get("items"), tables.get("users"), fmt, notes, source=inter_path.name
     )
@@ -633,17 +1000,31 @@ def is_movielens_name(name: str) -> bool:
     return Path(name).name in ("u.data", "ratings.dat", "ratings.csv")
 
 
-def hash_path(path: Path) -> str:
-    """sha256 of a file, or of a folder's files (relative names and bytes, sorted)."""
+def hash_path(path: Path, *, max_bytes: int | None = None) -> str:
+    """sha256 of a file, or of a folder's files (relative names and bytes, sorted).
+
+    Only regular files are read (a device or FIFO is refused before it is opened), streamed in
+    chunks and refused as soon as more than ``max_bytes`` were hashed, whatever ``stat`` said.
+    """
     digest = hashlib.sha256()
-    if path.is_dir():
+    total = 0
+
+    def stream(file: Path) -> None:
+        nonlocal total
+        check_regular(file)
+        with open(file, "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                total += len(chunk)
+                if max_bytes is not None and total > max_bytes:
+                    raise _too_large(path.name, max_bytes, expanded=False)
+                digest.update(chunk)
+
+    if check_regular(path).st_mode and path.is_dir():
         for p in sorted(q for q in path.rglob("*") if q.is_file()):
             digest.update(str(p.relative_to(path)).encode())
-            digest.update(p.read_bytes())
+            stream(p)
     else:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 22):
-                digest.update(chunk)
+        stream(path)
     return digest.hexdigest()
 
 

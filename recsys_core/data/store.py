@@ -38,11 +38,12 @@ from recsys_core.data.importer import (
     ImportOptions,
     ImportResult,
     build,
+    check_source,
     prepare_side_table,
     read_source,
 )
 from recsys_core.data.interactions import Interactions
-from recsys_core.data.readers import RawData, hash_path, read_table, sniff_binary
+from recsys_core.data.readers import RawData, hash_path, read_table_path
 from recsys_core.errors import DataError, NotFoundError
 from recsys_core.workspace import Workspace
 
@@ -134,12 +135,18 @@ def import_file(
     """
     path = Path(path).expanduser()
     options = options or ImportOptions()
+    # Refused before hashing: a device or FIFO would hash forever, a huge folder for minutes.
+    for source in (path, items, users, options.split_file or None):
+        if source is not None:
+            check_source(Path(source).expanduser(), options)
     digest = _content_hash([path, items, users], options)
     if (existing := _find_hash(ws, digest)) is not None:
         return existing
     raw = read_source(path, options)
     side = {
-        kind: read_table(Path(p).read_bytes(), Path(p).name, encoding=options.encoding)
+        kind: read_table_path(
+            Path(p).expanduser(), encoding=options.encoding, max_bytes=options.max_bytes
+        )
         for kind, p in (("items", items), ("users", users))
         if p is not None
     }
@@ -365,19 +372,19 @@ def attach_side_table(
         raise DataError(
             f"unknown side table kind {kind!r}", where="attach_side_table", fix="use items or users"
         )
-    if isinstance(path_or_bytes, bytes):
-        data, label = path_or_bytes, filename or "upload.csv"
-    else:
-        source = Path(path_or_bytes)
-        if not source.exists():
-            raise DataError("the file does not exist", where=str(source), fix="check the path")
-        data, label = source.read_bytes(), filename or source.name
-    if sniff_binary(data[:4096]) not in (None, "parquet"):
-        raise DataError(
-            "side tables must be CSV, TSV or Parquet", where=label, fix="export it as CSV"
-        )
     info = get_dataset(ws, ref)
-    table = read_table(data, label)
+    if isinstance(path_or_bytes, bytes):
+        label = Path(filename or "upload.csv").name or "upload.csv"
+        with tempfile.TemporaryDirectory(prefix="recsys-side-") as tmp:
+            # A file under its own name, so .xlsx, .gz and RecBole .item files read as on disk.
+            target = Path(tmp) / label
+            target.write_bytes(path_or_bytes)
+            table = read_table_path(target, label, max_bytes=ImportOptions().max_bytes)
+    else:
+        source = Path(path_or_bytes).expanduser()
+        label = filename or source.name
+        check_source(source, ImportOptions(), name=label)
+        table = read_table_path(source, label, max_bytes=ImportOptions().max_bytes)
     frame, _, _ = load_frames(ws, info.id)
     id_kind = ITEM if kind == "items" else USER
     side, report = prepare_side_table(table, id_kind, frame[id_kind], f"{kind} table {label}")
@@ -521,11 +528,19 @@ def _find_hash(ws: Workspace, digest: str) -> DatasetInfo | None:
     return None if row is None else replace(_info(row), already_imported=True)
 
 
+#: Options added after datasets were stored: left out of the hash at their defaults, so a
+#: re-import of the same file is still recognised as already imported.
+_NEW_OPTION_DEFAULTS = {"sheet": "", "max_id_length": 1024}
+
+
 def _options_bytes(options: ImportOptions) -> bytes:
     values = config_to_dict(options)
+    for key, default in _NEW_OPTION_DEFAULTS.items():
+        if values.get(key) == default:
+            values.pop(key, None)
     if options.split_file:
         # Hash the split file's content, not its path, so checkouts agree.
-        values["split_file"] = hash_path(Path(options.split_file))
+        values["split_file"] = hash_path(Path(options.split_file), max_bytes=options.max_bytes)
     return json.dumps(values, sort_keys=True).encode()
 
 
@@ -538,7 +553,7 @@ def _content_hash(paths: list[str | Path | None], options: ImportOptions) -> str
         path = Path(p).expanduser()
         if not path.exists():
             raise DataError("the file does not exist", where=str(path), fix="check the path")
-        digest.update(hash_path(path).encode())
+        digest.update(hash_path(path, max_bytes=options.max_bytes).encode())
     digest.update(_options_bytes(options))
     return digest.hexdigest()
 
