@@ -420,7 +420,7 @@ def worker_status(ws: Workspace) -> None:
 # ----- import preview (reads the file once to show its columns and the detected mapping) -----
 @st.cache_data(show_spinner="Reading the file…", max_entries=4)
 def preview_source(
-    data: bytes | None, filename: str, path: str, separator: str, encoding: str
+    data: bytes | None, filename: str, path: str, separator: str, encoding: str, sheet: str = ""
 ) -> dict[str, Any]:
     """:func:`recsys_core.data.importer.preview` of an upload or a server path (nothing stored).
 
@@ -431,7 +431,7 @@ def preview_source(
 
     from recsys_core.data.importer import ImportOptions, preview
 
-    options = ImportOptions(separator=separator, encoding=encoding)
+    options = ImportOptions(separator=separator, encoding=encoding, sheet=sheet)
     with tempfile.TemporaryDirectory(prefix="recsys-preview-") as tmp:
         if data is not None:
             source = Path(tmp) / Path(filename).name

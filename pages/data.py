@@ -10,10 +10,11 @@ import ui
 from recsys_core.config import config_from_dict
 from recsys_core.data import store
 from recsys_core.data.importer import ROLES, ImportOptions
+from recsys_core.data.readers import UPLOAD_TYPES
 
 st.title("Data")
 st.markdown(
-    "Bring your own interactions (CSV, TSV, Parquet, MovieLens, RecBole or a zip of them), "
+    "Bring your own interactions (CSV, TSV, Parquet, Excel, .gz, MovieLens, RecBole or a zip), "
     "check the column mapping, and read the dataset's health before training on it."
 )
 ws = ui.workspace()
@@ -28,10 +29,10 @@ with st.expander("Import a dataset", expanded=not ui.list_datasets()):
     if source == "Upload a file":
         upload = st.file_uploader(
             "Interactions file",
-            type=["csv", "tsv", "txt", "dat", "data", "parquet", "pq", "inter", "zip"],
+            type=UPLOAD_TYPES,
             key="data.upload",
-            help="A header row with user and item columns (e.g. userId, movieId), or a "
-            "MovieLens/RecBole file as distributed.",
+            help="A header row with user and item columns (e.g. userId, movieId), as CSV, "
+            "TSV, Parquet, Excel .xlsx or .csv.gz, or a MovieLens/RecBole file as distributed.",
         )
         if upload is not None:
             data, filename = upload.getvalue(), upload.name
@@ -51,6 +52,7 @@ with st.expander("Import a dataset", expanded=not ui.list_datasets()):
                 path,
                 values.get("separator", ""),
                 values.get("encoding", "utf-8"),
+                sheet=values.get("sheet", ""),
             )
         if preview is not None:
             st.markdown(
@@ -126,7 +128,7 @@ with st.expander("Side information (item and user tables)"):
     kind = st.radio("Table", ["items", "users"], horizontal=True, key="data.side.kind")
     side = st.file_uploader(
         "Side table",
-        type=["csv", "tsv", "txt", "parquet", "pq", "item", "user"],
+        type=[t for t in UPLOAD_TYPES if t != "zip"],
         key="data.side.upload",
     )
     if side is not None and st.button("Attach", key="data.side.attach"):
