@@ -11,6 +11,15 @@ class RecsysError(Exception):
     """Base class of every error this package raises on purpose."""
 
 
+def _explain(problem: str, where: str | None, fix: str | None) -> str:
+    parts = [problem.rstrip(".") + "."]
+    if where:
+        parts.append(f"Where: {where}.")
+    if fix:
+        parts.append(f"Fix: {fix.rstrip('.')}.")
+    return " ".join(parts)
+
+
 class DataError(RecsysError, ValueError):
     """Input data is unusable as given.
 
@@ -25,12 +34,25 @@ class DataError(RecsysError, ValueError):
         self.problem = problem
         self.where = where
         self.fix = fix
-        parts = [problem.rstrip(".") + "."]
-        if where:
-            parts.append(f"Where: {where}.")
-        if fix:
-            parts.append(f"Fix: {fix.rstrip('.')}.")
-        super().__init__(" ".join(parts))
+        super().__init__(_explain(problem, where, fix))
+
+
+class ResourceError(RecsysError):
+    """The machine cannot do the work as asked: memory, disk space, a folder it cannot write.
+
+    Raised before the work where it can be foreseen; same ``problem`` / ``where`` / ``fix``
+    parts as :class:`DataError`, in one line.
+    """
+
+    def __init__(self, problem: str, *, where: str | None = None, fix: str | None = None) -> None:
+        self.problem = problem
+        self.where = where
+        self.fix = fix
+        super().__init__(_explain(problem, where, fix))
+
+
+class OutOfMemory(ResourceError):
+    """An allocation failed (or would fail): "out of memory while ...: needs about X GB, have Y"."""
 
 
 class ConfigError(RecsysError, ValueError):

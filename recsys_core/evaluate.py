@@ -22,6 +22,7 @@ import torch
 
 from recsys_core.data.interactions import Interactions, Sequences
 from recsys_core.errors import ConfigError, DataError
+from recsys_core.memory import memory_guard
 from recsys_core.metrics import (
     METRICS,
     beyond_accuracy,
@@ -163,7 +164,6 @@ class _Scorer:
         return self.model.score_history(self.binary[users], seqs)
 
 
-@torch.no_grad()
 def evaluate(
     model: Recommender,
     split: Split,
@@ -199,7 +199,39 @@ def evaluate(
     ------
     DataError
         When the model's item count differs from the split's or there are no test users.
+    OutOfMemory
+        When an allocation fails (one line: what, about how much, what is free, what to try).
     """
+    what = f"evaluating {model.name} on {split.test.n_users:,} users x {split.test.n_items:,} items"
+    fix = "a smaller batch_size, or fewer items (minimum interactions per item)"
+    with memory_guard(what, model.device, fix=fix):
+        return _evaluate(
+            model,
+            split,
+            ks=ks,
+            batch_size=batch_size,
+            keep=keep,
+            sampled=sampled,
+            n_resamples=n_resamples,
+            seed=seed,
+            progress=progress,
+        )
+
+
+@torch.no_grad()
+def _evaluate(
+    model: Recommender,
+    split: Split,
+    *,
+    ks: Sequence[int],
+    batch_size: int,
+    keep: int,
+    sampled: int | tuple[int, str] | dict | None,
+    n_resamples: int,
+    seed: int,
+    progress: Callable[[int, dict[str, float]], None] | None,
+) -> EvalReport:
+    """:func:`evaluate` without the out-of-memory guard."""
     start_time = time.perf_counter()
     ks = tuple(sorted({int(k) for k in ks}))
     if not ks or ks[0] < 1:

@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recsys_core.errors import Cancelled
+from recsys_core.errors import Cancelled, ResourceError
 from recsys_core.jobs.spec import RunSpec
+from recsys_core.memory import EstimatesMemory, format_gb, memory_guard
 from recsys_core.workspace import Workspace
 
 log = logging.getLogger("recsys_core.jobs.runner")
@@ -154,6 +155,14 @@ def execute_run(
         seed=spec.seed,
         balance=config_from_dict(BalanceConfig, spec.balance),
     )
+    run_dir = ws.runs_dir / run_id
+    n_users, n_items = split.train.n_users, split.train.n_items
+    peak = state = None
+    if isinstance(model, EstimatesMemory):
+        peak, state = model.peak_bytes(n_users, n_items), model.state_bytes(n_users, n_items)
+    # Before the fit, not after it: a folder that cannot be written used to fail a run with a
+    # bare PermissionError once training (minutes of it) was done.
+    check_run_folder(run_dir, artefact_bytes(data.n_users, state))
     log.info("run %s: fitting %r on %d interactions", run_id, model, split.train.nnz)
     curve: list[dict[str, Any]] = []
     fit_start = time.perf_counter()
@@ -165,7 +174,9 @@ def execute_run(
         merge_event(curve, {"step": int(step), "metrics": metrics})
         progress(step, metrics)
 
-    model.fit(split.train, valid=split.valid, progress=on_progress)
+    what = f"fitting {spec.model} on {n_users:,} users x {n_items:,} items"
+    with memory_guard(what, model.device, needs=peak):
+        model.fit(split.train, valid=split.valid, progress=on_progress)
     fit_seconds = time.perf_counter() - fit_start
     checkpoint("after fit")
 
@@ -181,7 +192,6 @@ def execute_run(
     checkpoint("after evaluation")
 
     device_used = str(model.device)
-    run_dir = ws.runs_dir / run_id
     tmp = run_dir / TMP_DIR
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -224,6 +234,43 @@ def execute_run(
         "eval_seconds": eval_seconds,
         "device": device_used,
     }
+
+
+def artefact_bytes(n_users: int, model_bytes: int | None) -> int:
+    """About the disk space a run's artefacts take: the saved model (when the model says how
+    big it is), the top-N lists and per-user metrics, and a margin for the rest."""
+    recs = n_users * TOP_N * 40  # user, item, indices, rank, score per row, before compression
+    per_user = n_users * 30 * 8
+    return int((model_bytes or 0) + recs + per_user + 16 * 2**20)
+
+
+def check_run_folder(run_dir: Path, needs: int) -> None:
+    """Refuse a run whose folder cannot be written, or whose disk lacks room for its artefacts.
+
+    Writes and removes a probe file in ``run_dir`` (permissions, read-only mounts, a file in
+    the folder's place: all show up), then compares ``needs`` bytes with the free space.
+    """
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as error:
+        raise ResourceError(
+            f"the run folder cannot be written ({type(error).__name__}: {error.strerror or error})",
+            where=str(run_dir),
+            fix="make the folder writable (e.g. chmod u+w on it and its parents), or point "
+            "RECSYS_EXPLORER_HOME (CLI: --workspace) at a writable workspace",
+        ) from None
+    free = shutil.disk_usage(run_dir).free
+    if free < needs:
+        raise ResourceError(
+            f"not enough disk space for the run's artefacts: needs about {format_gb(needs)}, "
+            f"have {format_gb(free)} free",
+            where=str(run_dir),
+            fix="free disk space, or point RECSYS_EXPLORER_HOME (CLI: --workspace) at a disk "
+            "with room",
+        )
 
 
 def recs_frame(
