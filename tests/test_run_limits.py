@@ -169,3 +169,15 @@ def test_full_disk_fails_before_fitting(workspace, dataset, failing_model, monke
     with pytest.raises(ResourceError, match="not enough disk space"):
         runner.execute_run(workspace, run_id, lambda *a: None, lambda: False, device="cpu")
     assert FITS == []
+
+
+def test_cli_evaluate_reports_out_of_memory_in_one_line(workspace, failing_model, tmp_path, capsys):
+    from recsys_core.cli.main import main
+
+    inter, _, _ = make_frames(SyntheticConfig(n_users=60, n_items=40, n_clusters=4, mean_history=8))
+    path = tmp_path / "ratings.csv"
+    inter.to_csv(path, index=False)
+    argv = ["--workspace", str(workspace.root), "evaluate", str(path), "--model", "test_oom"]
+    assert main([*argv, "--param", "test_oom.oom_in=fit"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: out of memory while fitting test_oom") and "\n" not in err

@@ -154,6 +154,7 @@ def _load(args: argparse.Namespace) -> tuple[str, Any]:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from recsys_core.evaluate import evaluate
+    from recsys_core.memory import memory_guard
     from recsys_core.models import get_model
     from recsys_core.split import SplitSpec, make_split
 
@@ -180,7 +181,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         cls = get_model(key)
         model = cls(configs[key], device=args.device, seed=args.seed)
         start = time.perf_counter()
-        model.fit(split.train, valid=split.valid)
+        train = split.train
+        what = f"fitting {key} on {train.n_users:,} users x {train.n_items:,} items"
+        with memory_guard(what, model.device):
+            model.fit(train, valid=split.valid)
         fit_seconds = time.perf_counter() - start
         report = evaluate(model, split, ks=ks, sampled=args.sampled or None, seed=args.seed)
         results.append((key, model, fit_seconds, report))
