@@ -163,6 +163,7 @@ def test_gzip_text_by_path_and_upload(workspace, tmp_path, suffix, sep):
     path.write_bytes(data)
     info = import_file(workspace, path)
     assert _triples(load_dataset(workspace, info.id)) == EXPECTED
+    assert info.name == "ratings"
     info = import_bytes(workspace, data, f"upload{suffix}", options=ImportOptions(duplicates="max"))
     assert _triples(load_dataset(workspace, info.id)) == EXPECTED
 

@@ -857,9 +857,11 @@ def k_core(frame: pd.DataFrame, min_user: int, min_item: int, report: dict) -> p
     return frame[keep].reset_index(drop=True)
 
 
-def attach_split_file(frame: pd.DataFrame, path: Path, report: dict) -> pd.DataFrame:
+def attach_split_file(
+    frame: pd.DataFrame, path: Path, report: dict, *, max_bytes: int | None = None
+) -> pd.DataFrame:
     """Label each interaction from a separate (user, item, split) file, joined on raw ids."""
-    raw = RawData(read_table_path(path), source=path.name)
+    raw = RawData(read_table_path(path, max_bytes=max_bytes), source=path.name)
     roles = detect_columns(
         list(map(str, raw.interactions.columns)), {}, where=f"split file {path.name}"
     )
@@ -917,7 +919,9 @@ def build(
     }
     frame = canonical_frame(raw, options, report)
     if options.split_file:
-        frame = attach_split_file(frame, Path(options.split_file), report)
+        frame = attach_split_file(
+            frame, Path(options.split_file), report, max_bytes=options.max_bytes
+        )
     # Side ids are matched against every id read, so ids removed by the filters below are
     # counted as filtered, not as "no interaction".
     read_ids = {USER: frame[USER], ITEM: frame[ITEM]}

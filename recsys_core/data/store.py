@@ -43,7 +43,7 @@ from recsys_core.data.importer import (
     read_source,
 )
 from recsys_core.data.interactions import Interactions
-from recsys_core.data.readers import RawData, hash_path, read_table_path
+from recsys_core.data.readers import RawData, data_name, hash_path, read_table_path
 from recsys_core.errors import DataError, NotFoundError
 from recsys_core.workspace import Workspace
 
@@ -152,7 +152,8 @@ def import_file(
     }
     result = build(raw, options, items=side.get("items"), users=side.get("users"))
     default = path.parent.name if path.name in ("u.data", "ratings.dat", "ratings.csv") else None
-    return _store(ws, result, name or default or path.stem, str(path.name), digest, options, name)
+    stem = Path(data_name(path.name)).stem  # ratings.csv.gz -> ratings
+    return _store(ws, result, name or default or stem, str(path.name), digest, options, name)
 
 
 def import_bytes(
@@ -181,7 +182,8 @@ def import_bytes(
         target.write_bytes(data)
         raw = read_source(target, options, display_name=safe_name)
         result = build(raw, options)
-    return _store(ws, result, name or Path(safe_name).stem, safe_name, digest, options, name)
+    stem = Path(data_name(safe_name)).stem
+    return _store(ws, result, name or stem, safe_name, digest, options, name)
 
 
 def import_frames(
