@@ -181,3 +181,15 @@ def test_cli_evaluate_reports_out_of_memory_in_one_line(workspace, failing_model
     assert main([*argv, "--param", "test_oom.oom_in=fit"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: out of memory while fitting test_oom") and "\n" not in err
+
+
+def test_worker_fails_a_run_whose_folder_cannot_be_written(workspace, dataset, failing_model):
+    from recsys_core.jobs.worker import Worker
+
+    run_id = api.submit(workspace, RunSpec(dataset=dataset.id, model="test_oom", device="cpu"))
+    workspace.runs_dir.mkdir(parents=True, exist_ok=True)
+    (workspace.runs_dir / run_id).write_text("a file where the run folder should be")
+    Worker(workspace, gpus=[]).tick()  # used to raise from opening the log: the worker died
+    record = api.get_run(workspace, run_id)
+    assert record.status == "failed" and "the run folder cannot be written" in record.error
+    assert FITS == []

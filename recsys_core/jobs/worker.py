@@ -408,6 +408,18 @@ class Worker:
                     f"(found: {', '.join(self.gpus + ['cpu'])}); resubmit with device auto or cpu",
                 )
                 continue
+            if (refusal := _unwritable(self.ws.runs_dir / run_id)) is not None:
+                # The child's log lives in the run folder: fail the run, not the worker.
+                store.update_run(
+                    self.ws,
+                    run_id,
+                    allowed=(RUNNING,),
+                    status=FAILED,
+                    finished_at=time.time(),
+                    device_used=None,
+                    error=refusal,
+                )
+                continue
             pid = self.executor.submit(
                 run_id, kind=RUN, device=device, threads=self.threads if device == "cpu" else None
             )
@@ -491,6 +503,18 @@ def main(argv: list[str] | None = None) -> int:
     except RecsysError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def _unwritable(run_dir: Path) -> str | None:
+    """Why ``run_dir`` cannot take the run's log and artefacts, or None when it can."""
+    from recsys_core.errors import ResourceError
+    from recsys_core.jobs.runner import check_run_folder
+
+    try:
+        check_run_folder(run_dir, 0)
+    except ResourceError as error:
+        return str(error)
+    return None
 
 
 __all__ = ["LOCK_FILE", "Worker", "WorkerBusyError", "detect_gpus", "main", "serve"]
