@@ -222,6 +222,10 @@ def test_single_huge_line_is_named_with_little_memory(workspace, tmp_path):
         tracemalloc.stop()
     assert "one row per line" in str(error.value)
     assert peak < 30 * 2**20, f"peak {peak / 2**20:.0f} MB to refuse a 40 MB line"
+    gz = tmp_path / "dump.csv.gz"
+    gz.write_bytes(gzip.compress(b"user,item\n1,2\n" + line, compresslevel=1))
+    with pytest.raises(DataError, match=r"line 3 is longer than 16 MB"):
+        import_file(workspace, gz, options=ImportOptions(max_file_mb=100))
 
 
 def test_lines_longer_than_a_parser_block_still_parse(workspace, tmp_path):

@@ -235,27 +235,39 @@ def _too_large(name: str, max_bytes: int, expanded: bool) -> DataError:
     )
 
 
-def _scan_lines(chunk: bytes, since: int, lines: int, name: str) -> int:
-    """Bytes since the last line break after ``chunk``; refuses a line over MAX_LINE_BYTES.
+def _scan_lines(chunk: bytes | bytearray, n: int, since: int) -> int:
+    """Bytes since the last line break after ``chunk[:n]``, given ``since`` before it.
 
     Lines wholly inside a chunk are at most ``_CHUNK <= MAX_LINE_BYTES`` long, so only the
     line that runs across chunk boundaries needs counting. A lone ``\\r`` counts as a break.
+    Lines are not counted here (``count`` would cost more than the read): the line number is
+    worked out only for the refusal.
     """
-    last = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+    last = max(chunk.rfind(b"\n", 0, n), chunk.rfind(b"\r", 0, n))
     if last == -1:
-        since += len(chunk)
-    else:
-        breaks = [i for i in (chunk.find(b"\n"), chunk.find(b"\r")) if i != -1]
-        since = max(since + min(breaks), len(chunk) - last - 1)
-    if since > MAX_LINE_BYTES:
-        raise DataError(
-            f"line {lines + 1:,} is longer than {MAX_LINE_MB} MB: the file is not one row per "
-            "line (it may be a single JSON document, a binary dump, or text without line breaks)",
-            where=name,
-            fix="check that this is the interaction table exported as CSV or TSV with one row "
-            "per line; convert JSON to CSV first",
-        )
-    return since
+        return since + n
+    breaks = [i for i in (chunk.find(b"\n", 0, n), chunk.find(b"\r", 0, n)) if i != -1]
+    return max(since + min(breaks), n - last - 1)
+
+
+def _long_line(line: int, name: str) -> DataError:
+    return DataError(
+        f"line {line:,} is longer than {MAX_LINE_MB} MB: the file is not one row per line (it "
+        "may be a single JSON document, a binary dump, or text without line breaks)",
+        where=name,
+        fix="check that this is the interaction table exported as CSV or TSV with one row per "
+        "line; convert JSON to CSV first",
+    )
+
+
+def _line_at(handle: io.BufferedReader, offset: int) -> int:
+    """1-based number of the line that starts at byte ``offset`` of a file."""
+    handle.seek(0)
+    lines = 0
+    while offset > 0 and (chunk := handle.read(min(_CHUNK, offset))):
+        lines += chunk.count(b"\n")
+        offset -= len(chunk)
+    return lines + 1
 
 
 def read_path(path: Path, name: str | None = None, *, max_bytes: int | None = None) -> bytes:
@@ -269,8 +281,9 @@ def read_path(path: Path, name: str | None = None, *, max_bytes: int | None = No
         whatever ``stat`` said; None reads without a limit.
 
     Text content is also refused as soon as one line passes :data:`MAX_LINE_MB`, so a huge
-    single-line file costs one chunk of memory, not its size. Returns a ``bytearray`` (no
-    final copy), which every reader accepts as bytes.
+    single-line file costs one chunk of memory, not its size. A plain file is scanned through
+    one reused buffer first, then read in one call (growing the result chunk by chunk cost
+    2.4x the time of a bare read).
     """
     name = name or path.name
     info = check_regular(path, name)
@@ -278,30 +291,53 @@ def read_path(path: Path, name: str | None = None, *, max_bytes: int | None = No
         raise DataError(
             "a folder was given where a file is expected", where=str(path), fix="give a file"
         )
-    out = bytearray()
-    since = lines = 0
-    text: bool | None = None
     with open(path, "rb") as raw:
         gz = raw.read(2) == b"\x1f\x8b"
         raw.seek(0)
-        handle = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
-        try:
+        if gz:
+            return _read_gzip(raw, name, max_bytes)
+        buffer = bytearray(_CHUNK)
+        total = since = 0
+        text: bool | None = None
+        while n := raw.readinto(buffer):
+            total += n
+            if max_bytes is not None and total > max_bytes:
+                raise _too_large(name, max_bytes, expanded=False)
+            if text is None:
+                text = sniff_binary(bytes(buffer[: min(n, 65536)])) is None
+            if text and (since := _scan_lines(buffer, n, since)) > MAX_LINE_BYTES:
+                raise _long_line(_line_at(raw, total - since), name)
+        raw.seek(0)
+        data = raw.read() if max_bytes is None else raw.read(max_bytes + 1)
+    if max_bytes is not None and len(data) > max_bytes:  # it grew since the scan
+        raise _too_large(name, max_bytes, expanded=False)
+    return data
+
+
+def _read_gzip(raw: io.BufferedReader, name: str, max_bytes: int | None) -> bytes:
+    """Decompress while counting: a gzip bomb stops at ``max_bytes``, a huge line at its limit."""
+    out = bytearray()
+    since = 0
+    text: bool | None = None
+    try:
+        with gzip.GzipFile(fileobj=raw, mode="rb") as handle:
             while chunk := handle.read(_CHUNK):
                 if max_bytes is not None and len(out) + len(chunk) > max_bytes:
-                    raise _too_large(name, max_bytes, expanded=gz)
+                    raise _too_large(name, max_bytes, expanded=True)
                 if text is None:
                     text = sniff_binary(chunk[:65536]) is None
-                if text:
-                    since = _scan_lines(chunk, since, lines, name)
-                    lines += chunk.count(b"\n")
+                if text and (since := _scan_lines(chunk, len(chunk), since)) > MAX_LINE_BYTES:
+                    # the long line started before this chunk, inside what ``out`` holds
+                    start = len(out) + len(chunk) - since
+                    raise _long_line(out.count(b"\n", 0, start) + 1, name)
                 out += chunk
-        except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-            raise DataError(
-                f"the gzip file is damaged or truncated ({error})",
-                where=name,
-                fix="re-create it (gzip -k FILE) or import the uncompressed file",
-            ) from None
-    return out  # type: ignore[return-value]
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise DataError(
+            f"the gzip file is damaged or truncated ({error})",
+            where=name,
+            fix="re-create it (gzip -k FILE) or import the uncompressed file",
+        ) from None
+    return out  # type: ignore[return-value]  # a bytearray: every reader accepts it
 
 
 def data_name(name: str) -> str:
