@@ -7,16 +7,24 @@ encoding happen in :mod:`recsys_core.data.importer`.
 
 Supported layouts
 -----------------
-- CSV / TSV (separator sniffed from the header line unless given), Parquet.
+- CSV / TSV (separator sniffed from the header line unless given), Parquet, Excel ``.xlsx``
+  (first or chosen sheet, cells read as text, through openpyxl), any of the text formats
+  gzip-compressed (``.csv.gz``; decompressed while counting against the size limit).
 - MovieLens as distributed: ``u.data`` + ``u.item`` + ``u.user`` (100K), ``ratings.dat`` +
   ``movies.dat`` + ``users.dat`` with ``::`` (1M/10M), ``ratings.csv`` + ``movies.csv`` [+
   ``tags.csv``] with headers (latest / latest-small).
-- RecBole atomic files: ``*.inter`` / ``*.item`` / ``*.user`` with ``name:type`` headers.
+- RecBole atomic files: ``*.inter`` / ``*.item`` / ``*.user`` with ``name:type`` headers, in a
+  folder or as single files (the types are stripped wherever every header has one).
 - A folder or ``.zip`` holding any of these (or one data file plus optional ``items.*`` /
   ``users.*`` tables, or a predefined split as separate ``*train*`` / ``*valid*`` / ``*test*``
   files, which become one frame with a ``split`` column). Zips are extracted safely: member
   paths may not escape the folder and the expanded size is capped (zip bombs are refused while
   streaming, not trusted from headers).
+
+Safety: only regular files are opened (devices, FIFOs and sockets are refused from ``stat``),
+every read is bounded by the size limit while it streams, and a line longer than
+:data:`MAX_LINE_MB` is refused as soon as it is seen. Formats we do not read (``.xls``, JSON,
+other compressors and archives) are refused with the file's name and how to convert it.
 
 Encoding policy: generic files must be UTF-8 (a BOM is accepted); other bytes raise a
 :class:`DataError` naming the line and telling the user to re-save as UTF-8 or pass
