@@ -1063,7 +1063,7 @@ def hash_path(path: Path, *, max_bytes: int | None = None) -> str:
                     raise _too_large(path.name, max_bytes, expanded=False)
                 digest.update(chunk)
 
-    if check_regular(path).st_mode and path.is_dir():
+    if stat.S_ISDIR(check_regular(path).st_mode):
         for p in sorted(q for q in path.rglob("*") if q.is_file()):
             digest.update(str(p.relative_to(path)).encode())
             stream(p)
