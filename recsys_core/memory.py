@@ -14,11 +14,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol, runtime_checkable
-
-import torch
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from recsys_core.errors import OutOfMemory
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions: the worker and task children import this module and
+# should not pay torch's start-up for it.
 
 GB = 10**9
 _UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
@@ -49,9 +53,15 @@ def format_gb(n_bytes: float) -> str:
     return f"{max(n_bytes / GB, 0.1 if n_bytes > 0 else 0.0):.1f} GB"
 
 
+def _device_type(device: torch.device | str) -> str:
+    return str(getattr(device, "type", device)).split(":")[0]
+
+
 def available_bytes(device: torch.device | str) -> int | None:
     """Free memory (bytes) on ``device``: CUDA's free memory, the host's available memory, or
     None where it cannot be asked (e.g. MPS)."""
+    import torch
+
     dev = torch.device(device)
     if dev.type == "cuda":
         free, _ = torch.cuda.mem_get_info(dev)
@@ -65,7 +75,7 @@ def available_bytes(device: torch.device | str) -> int | None:
 
 def is_out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` is a failed allocation (and not some other RuntimeError)."""
-    if isinstance(error, (MemoryError, torch.cuda.OutOfMemoryError)):
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
         return True
     if isinstance(error, RuntimeError):
         text = str(error).lower()
@@ -90,7 +100,7 @@ def out_of_memory(
     have_text = f"have {format_gb(have)} free" if have is not None else "free memory unknown"
     need_text = f"needs about {format_gb(needs)}" if needs else "needs more"
     return OutOfMemory(
-        f"out of memory while {what}: {need_text}, {have_text} ({torch.device(device).type}); "
+        f"out of memory while {what}: {need_text}, {have_text} ({_device_type(device)}); "
         f"try {fix.rstrip('.')}"
     )
 
@@ -127,6 +137,8 @@ def memory_guard(
     except Exception as error:
         if not is_out_of_memory(error):
             raise
-        if torch.device(device).type == "cuda":
+        if _device_type(device) == "cuda":
+            import torch
+
             torch.cuda.empty_cache()  # so "have" reports what is free after the failure
         raise out_of_memory(what, device, needs=needs or requested_bytes(error), fix=fix) from error

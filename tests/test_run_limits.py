@@ -193,3 +193,19 @@ def test_worker_fails_a_run_whose_folder_cannot_be_written(workspace, dataset, f
     record = api.get_run(workspace, run_id)
     assert record.status == "failed" and "the run folder cannot be written" in record.error
     assert FITS == []
+
+
+def test_out_of_memory_in_a_background_task_is_one_clear_line(workspace, monkeypatch):
+    from recsys_core.jobs.child import task_child
+    from recsys_core.jobs.tasks import TASKS
+
+    def explode(ws, payload, progress):  # noqa: ANN001, ANN202, ARG001
+        raise MemoryError("Unable to allocate 3.00 GiB for an array with shape (1000, 805306)")
+
+    monkeypatch.setitem(TASKS, "test_oom_task", explode)
+    task_id = api.submit_task(workspace, "test_oom_task", {})
+    assert store.claim_task(workspace, "test-worker") == (task_id, "test_oom_task")
+    assert task_child(workspace, task_id) == 1
+    task = api.get_task(workspace, task_id)
+    assert task.error.startswith("out of memory while running the test_oom_task task: needs ")
+    assert "needs about 3.2 GB" in task.error and "\n" not in task.error

@@ -31,6 +31,7 @@ from typing import Any
 from recsys_core.errors import Cancelled, RecsysError
 from recsys_core.jobs import store
 from recsys_core.jobs.spec import CANCELLED, CANCELLING, DONE, FAILED, RUNNING
+from recsys_core.memory import memory_guard
 from recsys_core.workspace import Workspace
 
 log = logging.getLogger("recsys_core.jobs.child")
@@ -287,7 +288,8 @@ def task_child(ws: Workspace, task_id: str) -> int:
                 f"task kind {record.kind!r} is not registered in recsys_core.jobs.tasks.TASKS "
                 f"(known: {sorted(TASKS)})"
             )
-        result = fn(ws, record.payload, progress)
+        with memory_guard(f"running the {record.kind} task", "cpu"):  # tasks run on the CPU
+            result = fn(ws, record.payload, progress)
         result_json = json.dumps(result if result is not None else {}, default=str)
     except Cancelled:
         store.update_task(
