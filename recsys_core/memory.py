@@ -92,7 +92,13 @@ def requested_bytes(error: BaseException) -> int | None:
 
 
 def out_of_memory(
-    what: str, device: torch.device | str, *, needs: int | None, fix: str, have: int | None = None
+    what: str,
+    device: torch.device | str,
+    *,
+    needs: int | None,
+    fix: str,
+    have: int | None = None,
+    note: str = "",
 ) -> OutOfMemory:
     """The one-line error: "out of memory while WHAT: needs about X GB, have Y GB free (DEV);
     try FIX" (``have`` defaults to what the device has free now)."""
@@ -100,19 +106,28 @@ def out_of_memory(
     have_text = f"have {format_gb(have)} free" if have is not None else "free memory unknown"
     need_text = f"needs about {format_gb(needs)}" if needs else "needs more"
     return OutOfMemory(
-        f"out of memory while {what}: {need_text}, {have_text} ({_device_type(device)}); "
+        f"out of memory while {what}: {need_text}, {have_text} ({_device_type(device)}){note}; "
         f"try {fix.rstrip('.')}"
     )
 
 
 def check_fits(
-    what: str, device: torch.device | str, needs: int, *, fix: str, have: int | None = None
+    what: str,
+    device: torch.device | str,
+    needs: int,
+    *,
+    fix: str,
+    have: int | None = None,
+    headroom: float = 1.0,
 ) -> None:
-    """Refuse before the work when ``needs`` bytes are more than the device has free
-    (``have``, default: asked now)."""
+    """Refuse before the work when ``needs`` bytes are more than ``headroom`` times what the
+    device has free (``have``, default: asked now)."""
     have = available_bytes(device) if have is None else have
-    if have is not None and needs > have:
-        raise out_of_memory(what, device, needs=needs, fix=fix, have=have)
+    if have is not None and needs > headroom * have:
+        share = f" (more than {headroom:.0%} of it, and the rest of the run needs room)"
+        raise out_of_memory(
+            what, device, needs=needs, fix=fix, have=have, note=share if needs <= have else ""
+        )
 
 
 @contextmanager

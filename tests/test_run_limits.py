@@ -108,17 +108,29 @@ def test_evaluate_itself_reports_out_of_memory(small_synthetic):
 
 
 def test_ease_refusal_states_the_real_peak_and_a_fix_that_fits(small_synthetic, monkeypatch):
-    n_items = small_synthetic.n_items  # 40
-    monkeypatch.setattr(ease_module, "available_bytes", lambda device: 8 * 25**2)
+    n_users, n_items = small_synthetic.n_users, small_synthetic.n_items  # 60, 40
+    model = EASE(EASEConfig(max_items=10), device="cpu")
+    have = model.peak_bytes(n_users, 25) / ease_module.HEADROOM  # 25 items fit, 26 do not
+    assert model._most_items(n_users, ease_module.HEADROOM * have) == 25
+    monkeypatch.setattr(ease_module, "available_bytes", lambda device: have)
     with pytest.raises(DataError) as error:
-        EASE(EASEConfig(max_items=10), device="cpu").fit(small_synthetic)
+        model.fit(small_synthetic)
     message = str(error.value)
     assert f"EASE on {n_items:,} items needs about" in message and "at its peak" in message
     assert "raise max_items up to 25" in message  # what the free memory holds, no more
-    monkeypatch.setattr(ease_module, "available_bytes", lambda device: 8 * 5**2)
+    have = model.peak_bytes(n_users, 5) / ease_module.HEADROOM
+    monkeypatch.setattr(ease_module, "available_bytes", lambda device: have)
     with pytest.raises(DataError) as error:
-        EASE(EASEConfig(max_items=10), device="cpu").fit(small_synthetic)
+        model.fit(small_synthetic)
     assert "keep at most 5 items" in str(error.value) and "raise max_items" not in str(error.value)
+
+
+def test_ease_is_refused_when_it_would_take_nearly_all_free_memory(small_synthetic, monkeypatch):
+    model = EASE(EASEConfig(), device="cpu")
+    needs = model.peak_bytes(small_synthetic.n_users, small_synthetic.n_items)
+    monkeypatch.setattr(ease_module, "available_bytes", lambda device: int(needs / 0.95))
+    with pytest.raises(OutOfMemory, match="more than 80% of it"):
+        model.fit(small_synthetic)
 
 
 def test_ease_is_refused_before_allocating_when_memory_is_short(small_synthetic, monkeypatch):

@@ -84,6 +84,16 @@ class EASE(Recommender):
             return int(1.1 * f * woodbury)
         return f * (2 * n_items**2 + min(BLOCK_FLOATS, n_users * n_items))
 
+    def _most_items(self, n_users: int, budget: float) -> int:
+        """The most items whose fit peaks within ``budget`` bytes (bisection on the estimate)."""
+        low, high = 1, 1
+        while self.peak_bytes(n_users, high) <= budget and high < 10**8:
+            low, high = high, high * 2
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (mid, high) if self.peak_bytes(n_users, mid) <= budget else (low, mid)
+        return low
+
     def state_bytes(self, n_users: int, n_items: int) -> int:
         """The saved B matrix: n_items^2 float32."""
         return 4 * n_items**2
@@ -92,8 +102,7 @@ class EASE(Recommender):
         n_users, n_items = train.n_users, train.n_items
         peak = self.peak_bytes(n_users, n_items)
         have = available_bytes(self.device)
-        # The most items whose fit would take at most the free memory (peak ~ 8 n^2 bytes).
-        fits = int((have / 8) ** 0.5) if have is not None else None
+        fits = self._most_items(n_users, HEADROOM * have) if have is not None else None
         if n_items > self.config.max_items:
             raise DataError(
                 f"EASE on {n_items:,} items needs about {format_gb(peak)} at its peak (two "
@@ -108,6 +117,7 @@ class EASE(Recommender):
             peak,
             fix=_fewer_items_fix(self.config.max_items, fits, have),
             have=have,
+            headroom=HEADROOM,
         )
         lam = float(self.config.l2)
         x = train.binary
@@ -148,6 +158,11 @@ class EASE(Recommender):
         self.weights_ = state["weights"].to(self.device, torch.float32)
 
 
+#: Share of the free memory a fit may plan to use: the dataset, the split and the evaluation
+#: that follows need the rest.
+HEADROOM = 0.8
+
+
 def _fewer_items_fix(max_items: int, fits: int | None, have: int | None) -> str:
     """A suggestion that fits: never "raise max_items" past what the free memory holds."""
     limit = min(max_items, fits) if fits is not None else max_items
@@ -156,7 +171,10 @@ def _fewer_items_fix(max_items: int, fits: int | None, have: int | None) -> str:
         "(import option min_item_interactions, CLI --min-item)"
     )
     if fits is not None and fits > max_items:
-        text += f", or raise max_items up to {fits:,} (what the {format_gb(have or 0)} free holds)"
+        text += (
+            f", or raise max_items up to {fits:,} (what {HEADROOM:.0%} of the "
+            f"{format_gb(have or 0)} free holds)"
+        )
     return text + ", or use ItemKNN, which needs no dense item x item matrix"
 
 
