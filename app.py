@@ -43,6 +43,8 @@ def _sidebar() -> None:
         ui.sidebar_dataset_picker()
         with ui.guard("worker"):
             ui.worker_status(ws)
+        with ui.guard("executor"):
+            ui.executor_picker(ws)
         run_id = st.session_state.get(ui.KEY_RUN)
         if run_id:
             st.caption(f"Active run: `{run_id}`")

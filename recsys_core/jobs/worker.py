@@ -36,7 +36,15 @@ from typing import IO
 
 from recsys_core.errors import RecsysError
 from recsys_core.jobs import store
-from recsys_core.jobs.executor import RUN, TASK, Executor, Finished, LocalExecutor
+from recsys_core.jobs.executor import (
+    RUN,
+    TASK,
+    Executor,
+    Finished,
+    LocalExecutor,
+    PlacesGpus,
+    make_executor,
+)
 from recsys_core.jobs.spec import CANCELLED, CANCELLING, FAILED, INTERRUPTED, RUNNING
 from recsys_core.workspace import Workspace
 
@@ -123,8 +131,11 @@ class Worker:
         self.task_slots = int(task_slots)
         self.poll = max(0.05, float(poll))
         self.once = once
-        self.gpus = detect_gpus() if gpus is None else list(gpus)
         self.executor = executor or LocalExecutor(self.ws)
+        if gpus is None:
+            # A cluster's GPUs are on its nodes, not on the machine the worker runs on.
+            gpus = self.executor.gpus() if isinstance(self.executor, PlacesGpus) else None
+        self.gpus = detect_gpus() if gpus is None else list(gpus)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}"
         self.threads = max(1, (os.cpu_count() or 1) // max(1, self.cpu_slots))
         self._stop = False
@@ -337,6 +348,9 @@ class Worker:
             tail = log_tail(self.ws.runs_dir / finished.job_id / "log.txt")
         hint = " (the system may have run out of memory)" if finished.returncode == -9 else ""
         error = f"the {finished.kind}'s process died ({how}){hint} before reporting a result"
+        if finished.cause:  # the backend knows better than an exit status (a Ray task)
+            error = f"the {finished.kind}'s process died before reporting a result: "
+            error += finished.cause
         columns = "status = CASE status WHEN ? THEN ? ELSE ? END, finished_at = ?, error = CASE"
         columns += " status WHEN ? THEN 'cancelled by request' ELSE ? END"
         params: list = [CANCELLING, CANCELLED, FAILED, time.time(), CANCELLING, error]
@@ -458,9 +472,18 @@ def serve(
     task_slots: int = 1,
     poll: float = 0.5,
     once: bool = False,
+    executor: str | None = None,
 ) -> int:
-    """Run a worker in this process with SIGTERM/SIGINT as graceful stops (the CLI entry)."""
-    worker = Worker(ws, cpu_slots=cpu_slots, task_slots=task_slots, poll=poll, once=once)
+    """Run a worker in this process with SIGTERM/SIGINT as graceful stops (the CLI entry).
+
+    ``executor`` names the backend (``local`` or ``ray``); None takes
+    ``$RECSYS_EXPLORER_EXECUTOR``, then the workspace setting, else ``local``.
+    """
+    backend = make_executor(ws.ensure(), executor)
+    log.info("executor: %s", type(backend).__name__)
+    worker = Worker(
+        ws, cpu_slots=cpu_slots, task_slots=task_slots, poll=poll, once=once, executor=backend
+    )
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     return worker.run()
@@ -478,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task-slots", type=int, default=1)
     parser.add_argument("--poll", type=float, default=0.5)
     parser.add_argument("--once", action="store_true")
+    parser.add_argument("--executor", choices=("local", "ray"), default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
@@ -487,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
             task_slots=args.task_slots,
             poll=args.poll,
             once=args.once,
+            executor=args.executor,
         )
     except RecsysError as error:
         print(f"error: {error}", file=sys.stderr)
