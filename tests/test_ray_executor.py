@@ -265,3 +265,32 @@ def test_missing_ray_is_named_with_the_fix(workspace, monkeypatch):
     with pytest.raises(RecsysError, match="requirements-optional.txt"):
         set_executor(workspace, "ray")
     assert executor_choice(workspace) == ("local", "default")
+
+
+def test_study_trials_execute_on_ray(served):
+    """The same study code with the worker's executor set to Ray (what `tune --executor ray`
+    does): two trials at once, as Ray tasks, told to Optuna from their validation metric."""
+    pytest.importorskip("optuna")
+    from recsys_core.jobs import api
+    from recsys_core.studies import StudySpec, parse_space, run_study
+
+    ws, info, make = served
+    worker = make()
+    space, _ = parse_space("ease", [])
+    spec = StudySpec(
+        name="on-ray",
+        dataset=info.id,
+        model="ease",
+        space=space,
+        trials=2,
+        parallel=2,
+        sampler="random",
+        device="cpu",
+    )
+    with worker.serving():
+        summary = run_study(ws, spec, tick=worker.tick, poll=0.1)
+        drive(worker, lambda: not api.list_runs(ws, status=("queued", "running")), "defaults")
+    assert summary["trials"] == {"complete": 2}
+    runs = api.list_runs(ws, group="study:on-ray")
+    assert len(runs) == 3 and {r.status for r in runs} == {"done"}
+    assert all(r.versions for r in runs)  # recorded by run_child inside the Ray task

@@ -29,7 +29,8 @@ import signal
 import socket
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import IO
@@ -173,6 +174,19 @@ class Worker:
     def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         """Ask the loop to end after the current tick (signal handler compatible)."""
         self._stop = True
+
+    @contextmanager
+    def serving(self) -> Iterator[Worker]:
+        """Hold the workspace as its worker while a caller drives :meth:`tick` itself (a study
+        run from the CLI); on exit, executing jobs are stopped and the lock released."""
+        self.acquire()
+        try:
+            self._register()
+            self.recover()
+            yield self
+        finally:
+            self._shutdown()
+            self.release()
 
     def run(self) -> int:
         """Serve until stopped; returns 0. Running children are killed on a graceful stop and
