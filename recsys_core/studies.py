@@ -175,6 +175,77 @@ def parse_space(
     return space, fixed
 
 
+def tunable_models() -> list[str]:
+    """Registry keys of the models that declare at least one search range."""
+    from recsys_core.models import MODELS
+
+    return sorted(k for k, cls in MODELS.items() if any(s.search for s in describe(cls.Config)))
+
+
+def space_frame(model: str) -> pd.DataFrame:
+    """The model's numeric fields as rows a form can edit: ``field, search, low, high, log,
+    default`` (``search`` True for the declared space); see :func:`space_from_frame`."""
+    from recsys_core.models import get_model
+
+    declared = default_space(model)
+    rows = []
+    for spec in describe(get_model(model).Config):
+        if spec.type not in (int, float) or spec.type is bool or spec.choices is not None:
+            continue
+        dim = declared.get(spec.name)
+        low, high = (dim.low, dim.high) if dim else (spec.search or (spec.low, spec.high))
+        rows.append(
+            {
+                "field": spec.name,
+                "search": dim is not None,
+                "low": None if low is None else float(low),
+                "high": None if high is None else float(high),
+                "log": bool(dim.log if dim else spec.log),
+                "default": float(spec.default),
+                "help": spec.help,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def space_from_frame(model: str, frame: pd.DataFrame) -> tuple[dict[str, Dimension], dict]:
+    """``(space, fixed)`` from an edited :func:`space_frame`: searched rows become ranges (checked
+    against the field's bounds), the rest keep their default."""
+    pairs = []
+    for row in frame.to_dict(orient="records"):
+        if row["search"]:
+            scale = "log" if row["log"] else "lin"
+            pairs.append(f"{row['field']}={row['low']}:{row['high']}:{scale}")
+    if not pairs:
+        raise ConfigError("search space: tick at least one field to search")
+    return parse_space(model, pairs, replace=True)
+
+
+def study_figures(ws: Workspace, name: str) -> dict[str, Any]:
+    """Optuna's plotly figures of the study: ``history``, ``importances``, ``parallel``,
+    ``slice``; a figure that needs more finished trials is a str saying so instead."""
+    import_optuna()
+    from optuna import visualization as vis
+
+    study, _ = load_study(ws, name)
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    out: dict[str, Any] = {}
+    if not complete:
+        message = "no finished trial yet"
+        return dict.fromkeys(("history", "importances", "parallel", "slice"), message)
+    out["history"] = vis.plot_optimization_history(study)
+    out["parallel"] = vis.plot_parallel_coordinate(study)
+    out["slice"] = vis.plot_slice(study)
+    if len(complete) < 3:
+        out["importances"] = "parameter importances need at least 3 finished trials"
+    else:
+        try:
+            out["importances"] = vis.plot_param_importances(study)
+        except (RuntimeError, ValueError) as error:  # e.g. every trial had the same value
+            out["importances"] = f"parameter importances unavailable: {error}"
+    return out
+
+
 # ----- the study ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class StudySpec:
@@ -595,5 +666,9 @@ __all__ = [
     "run_study",
     "study_task",
     "summarise",
+    "space_frame",
+    "space_from_frame",
+    "study_figures",
     "trials_frame",
+    "tunable_models",
 ]
