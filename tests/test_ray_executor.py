@@ -294,3 +294,19 @@ def test_study_trials_execute_on_ray(served):
     runs = api.list_runs(ws, group="study:on-ray")
     assert len(runs) == 3 and {r.status for r in runs} == {"done"}
     assert all(r.versions for r in runs)  # recorded by run_child inside the Ray task
+
+
+def test_background_tasks_stay_on_the_workers_machine(workspace, monkeypatch):
+    """UMAP/SHAP/study-driver tasks go to a local child; only runs become Ray tasks."""
+    pytest.importorskip("ray")
+    from recsys_core.jobs.executor import LocalExecutor
+    from recsys_core.jobs.ray_executor import RayExecutor
+
+    calls = []
+    monkeypatch.setattr(
+        LocalExecutor, "submit", lambda self, job_id, **kw: calls.append((job_id, kw)) or 4242
+    )
+    executor = RayExecutor(workspace)
+    monkeypatch.setattr(executor, "connect", lambda: pytest.fail("a task must not reach Ray"))
+    assert executor.submit("t-1", kind="task", device="cpu", threads=2) == 4242
+    assert calls == [("t-1", {"kind": "task", "device": "cpu", "threads": 2})]

@@ -21,6 +21,10 @@ store), and returns the finished run folder, its events and its outcome through 
 store; the driver (:meth:`RayExecutor.poll`) writes them into the real workspace. Progress then
 arrives when the run ends, and a cancel stops the task by force (``ray.cancel``).
 
+Background tasks (UMAP maps, SHAP explanations, a study's driver loop) stay on the worker's
+machine in local child processes: they are short or mostly waiting, they read one run's
+artefacts, and a study's driver must not hold a cluster CPU its own trials are waiting for.
+
 Failures: a task whose process dies (OOM kill, ``kill -9``, a lost node) raises in ``ray.get``;
 :meth:`RayExecutor.poll` reports it as ended with the cause, and the worker marks the run
 failed with that cause. Tasks are never retried by Ray (``max_retries=0``): a retry is the
@@ -272,6 +276,9 @@ class RayExecutor:
         self.shared = shared if shared is not None else os.environ.get(ENV_SHARED, "1") != "0"
         self._jobs: dict[tuple[str, str], _Job] = {}
         self._remote: Any = None
+        from recsys_core.jobs.executor import LocalExecutor
+
+        self._local = LocalExecutor(ws)  # background tasks (see the module docstring)
 
     # ----- connection ---------------------------------------------------------------------
     def connect(self) -> None:
@@ -309,6 +316,8 @@ class RayExecutor:
     def submit(
         self, job_id: str, *, kind: str = RUN, device: str = "cpu", threads: int | None = None
     ) -> int | None:
+        if kind != RUN:
+            return self._local.submit(job_id, kind=kind, device=device, threads=threads)
         self.connect()
         gpu = device.startswith("cuda")
         options: dict[str, Any] = {"num_cpus": self.cpus_per_run, "num_gpus": 1 if gpu else 0}
@@ -331,12 +340,12 @@ class RayExecutor:
         return None  # the task records its own process id (child_pid) when it starts
 
     def poll(self) -> list[Finished]:
+        ended = self._local.poll()
         if not self._jobs:
-            return []
+            return ended
         ray = self.ray
         by_ref = {job.ref: key for key, job in self._jobs.items()}
         ready, _ = ray.wait(list(by_ref), num_returns=len(by_ref), timeout=0)
-        ended = []
         for ref in ready:
             kind, job_id = by_ref[ref]
             del self._jobs[(kind, job_id)]
@@ -354,6 +363,9 @@ class RayExecutor:
         return ended
 
     def cancel(self, job_id: str, *, kind: str = RUN) -> None:
+        if kind != RUN:
+            self._local.cancel(job_id, kind=kind)
+            return
         job = self._jobs.get((kind, job_id))
         if job is None:
             return
@@ -362,15 +374,16 @@ class RayExecutor:
         self.ray.cancel(job.ref, force=True)
 
     def active(self) -> list[tuple[str, str, str]]:
-        return [(k, j, job.device) for (k, j), job in self._jobs.items()]
+        remote = [(k, j, job.device) for (k, j), job in self._jobs.items()]
+        return remote + self._local.active()
 
     def shutdown(self) -> list[tuple[str, str]]:
         """Cancel every task (the worker is stopping); returns what was cancelled."""
-        killed = [(kind, job_id) for kind, job_id, _ in self.active()]
+        killed = [(kind, job_id) for kind, job_id, _ in self.active() if kind == RUN]
         for kind, job_id in killed:
             self.cancel(job_id, kind=kind)
         self._jobs.clear()
-        return killed
+        return killed + self._local.shutdown()
 
 
 def _cause(error: Exception) -> str:
