@@ -516,7 +516,11 @@ def _follow(ws: Workspace, study: Any, spec: StudySpec, run_id: str, item: _Pend
             step = int(event.get("epoch") or event["step"])
             trial.report(float(event[CURVE_KEY]), step)
         item.reported = len(curve)
-        if curve and record.status == "running" and trial.should_prune():
+        # A report at the last epoch is the end of the curve: the run is about to finish, so
+        # stopping it would only throw away its evaluation (iALS reports only there).
+        last = curve[-1] if curve else {}
+        final = last.get("epochs_total") is not None and last.get("epoch") == last["epochs_total"]
+        if curve and not final and record.status == "running" and trial.should_prune():
             api.cancel(ws, run_id)
             trial.set_user_attr("pruned_at_epoch", int(curve[-1].get("epoch") or 0))
             study.tell(trial, state=TrialState.PRUNED)

@@ -144,6 +144,7 @@ def test_trials_are_grouped_runs_chosen_by_validation_and_the_study_extends(tiny
 class CurveConfig:
     quality: float = param(0.5, "final validation NDCG", low=0.0, high=1.0, search=(0.0, 1.0))
     epochs: int = param(30, "epochs", low=1)
+    only_last: bool = param(False, "report validation at the last epoch only (like iALS)")
 
     def __post_init__(self) -> None:
         validate(self)
@@ -160,8 +161,10 @@ class Curve(MostPopular):
         cfg = self.config
         for epoch in range(1, cfg.epochs + 1):
             time.sleep(0.04)
-            value = cfg.quality * epoch / cfg.epochs
-            progress(epoch, {"epoch": epoch, "epochs_total": cfg.epochs, "valid_ndcg@10": value})
+            metrics = {"epoch": epoch, "epochs_total": cfg.epochs}
+            if not cfg.only_last or epoch == cfg.epochs:
+                metrics["valid_ndcg@10"] = cfg.quality * epoch / cfg.epochs
+            progress(epoch, metrics)
 
 
 @pytest.fixture()
@@ -173,15 +176,19 @@ def curve_model():
     MODELS.pop(Curve.name, None)
 
 
-def test_median_pruner_cancels_a_trial_whose_curve_lags(tiny, curve_model):
+@pytest.mark.parametrize("only_last", [False, True], ids=["every-epoch", "last-epoch-only"])
+def test_median_pruner_cancels_a_trial_whose_curve_lags(tiny, curve_model, only_last):
     from recsys_core.jobs import api
     from recsys_core.studies import StudySpec, parse_space, run_study, trials_frame
 
     ws, info = tiny
     # three good trials first (grid order is seeded), then poor ones below the running median
-    space, _ = parse_space(Curve.name, ["quality=0.9|0.8|0.85|0.1|0.05"])
+    space, fixed = parse_space(
+        Curve.name, ["quality=0.9|0.8|0.85|0.1|0.05", f"only_last={only_last}"]
+    )
     spec = StudySpec(
         name="pruned",
+        fixed=fixed,
         dataset=info.id,
         model=Curve.name,
         space=space,
@@ -197,6 +204,9 @@ def test_median_pruner_cancels_a_trial_whose_curve_lags(tiny, curve_model):
         thread.join(timeout=60)
     frame = trials_frame(ws, "pruned")
     pruned = frame[frame["state"] == "pruned"]
+    if only_last:  # a report at the last epoch is the curve's end: nothing left to save
+        assert pruned.empty and summary["trials"] == {"complete": 5}, frame
+        return
     assert len(pruned) >= 1, frame
     assert (pruned["quality"] < 0.5).all()
     for run_id in pruned["run"]:
