@@ -491,7 +491,7 @@ def health_section(report: Any) -> None:
 def executor_picker(ws: Workspace) -> None:
     """Sidebar line naming the workspace's executor (local or Ray), with a picker to change it.
 
-    The choice is a catalog setting read by the worker when it starts;
+    The choice is a catalog setting the worker follows between jobs;
     ``$RECSYS_EXPLORER_EXECUTOR`` overrides it (shown, not editable then).
     """
     from recsys_core.jobs.executor import EXECUTORS, executor_choice, set_executor
@@ -515,4 +515,4 @@ def executor_picker(ws: Workspace) -> None:
             except RecsysError as error:
                 st.error(str(error))
             else:
-                st.info("Saved: the worker uses it from its next start.")
+                st.info("Saved: the worker switches to it as soon as nothing is running.")

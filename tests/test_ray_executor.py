@@ -310,3 +310,22 @@ def test_background_tasks_stay_on_the_workers_machine(workspace, monkeypatch):
     monkeypatch.setattr(executor, "connect", lambda: pytest.fail("a task must not reach Ray"))
     assert executor.submit("t-1", kind="task", device="cpu", threads=2) == 4242
     assert calls == [("t-1", {"kind": "task", "device": "cpu", "threads": 2})]
+
+
+def test_worker_follows_the_workspace_setting_between_jobs(served, monkeypatch):
+    """The sidebar's choice reaches a running worker once it is idle (no restart needed)."""
+    from recsys_core.jobs.executor import LocalExecutor, set_executor
+    from recsys_core.jobs.ray_executor import RayExecutor
+    from recsys_core.jobs.worker import Worker
+
+    ws, _, _ = served
+    monkeypatch.delenv("RECSYS_EXPLORER_EXECUTOR", raising=False)
+    worker = Worker(ws, gpus=[], executor=LocalExecutor(ws))
+    worker.follow_setting = True
+    worker.tick()
+    assert isinstance(worker.executor, LocalExecutor)
+    set_executor(ws, "ray")
+    worker._last_beat = 0.0  # the setting is read with the heartbeat, once a second
+    worker.tick()
+    assert isinstance(worker.executor, RayExecutor) and worker.executor_name == "ray"
+    assert worker.gpus == []  # the local Ray instance of the tests has no GPU

@@ -44,6 +44,7 @@ from recsys_core.jobs.executor import (
     Finished,
     LocalExecutor,
     PlacesGpus,
+    executor_choice,
     make_executor,
 )
 from recsys_core.jobs.spec import CANCELLED, CANCELLING, FAILED, INTERRUPTED, RUNNING
@@ -143,6 +144,12 @@ class Worker:
         self._lock: IO[str] | None = None
         self._last_beat = 0.0
         self._next_kill: float | None = None  # unix time of the earliest pending force-kill
+        #: Set by serve() when neither --executor nor the environment fixed the executor: the
+        #: worker then follows the workspace setting (the sidebar's picker) between jobs.
+        self.follow_setting = False
+        from recsys_core.jobs.ray_executor import RayExecutor  # imports no ray by itself
+
+        self.executor_name = "ray" if isinstance(self.executor, RayExecutor) else "local"
 
     # ----- life cycle ----------------------------------------------------------------------
     def acquire(self) -> None:
@@ -329,8 +336,33 @@ class Worker:
             self._reap(finished)
         if time.monotonic() - self._last_beat >= BEAT_SECONDS:
             self.beat()
+            self._follow_executor_setting()
         claimed = self._claim()
         return claimed or bool(self.executor.active())
+
+    def _follow_executor_setting(self) -> None:
+        """Switch to the workspace's executor setting (sidebar) once nothing executes, when the
+        executor was not fixed for this worker (``--executor``, the environment)."""
+        if not self.follow_setting or self.executor.active():
+            return
+        try:
+            wanted = executor_choice(self.ws)[0]
+        except (RecsysError, sqlite3.OperationalError):
+            return
+        if wanted == self.executor_name:
+            return
+        try:
+            self.executor = make_executor(self.ws, wanted)
+        except RecsysError as error:  # e.g. ray missing: keep serving with the current one
+            log.error("cannot switch to the %s executor: %s", wanted, error)
+            self.executor_name = wanted  # do not retry every second; a restart retries
+            return
+        if isinstance(self.executor, PlacesGpus):
+            self.gpus = self.executor.gpus()
+        else:
+            self.gpus = detect_gpus()
+        self.executor_name = wanted
+        log.info("executor switched to %s (workspace setting)", wanted)
 
     def _sleep_seconds(self, busy: bool) -> float:
         """Until the next tick: short while busy, and never past a pending cancel deadline."""
@@ -493,11 +525,14 @@ def serve(
     ``executor`` names the backend (``local`` or ``ray``); None takes
     ``$RECSYS_EXPLORER_EXECUTOR``, then the workspace setting, else ``local``.
     """
-    backend = make_executor(ws.ensure(), executor)
-    log.info("executor: %s", type(backend).__name__)
+    name, source = (executor, "option") if executor else executor_choice(ws.ensure())
+    backend = make_executor(ws, name)
+    log.info("executor: %s (%s)", name, source)
     worker = Worker(
         ws, cpu_slots=cpu_slots, task_slots=task_slots, poll=poll, once=once, executor=backend
     )
+    worker.executor_name = name
+    worker.follow_setting = source in ("workspace", "default")
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     return worker.run()
