@@ -199,7 +199,6 @@ def _pack_result(ws: Workspace, run_id: str) -> dict[str, Any]:
 #: Columns the node's outcome may set on the real row (never the id, spec, or who owns it).
 _LANDED_COLUMNS = (
     "status",
-    "started_at",
     "finished_at",
     "progress",
     "eta_seconds",
@@ -227,10 +226,10 @@ def land_run(ws: Workspace, run_id: str, landed: dict[str, Any]) -> None:
         for event in landed["events"]:
             event = {k: v for k, v in event.items() if k != "id"}
             _insert(conn, "events", event)
-        sets = ", ".join(f"{c} = ?" for c in _LANDED_COLUMNS if c != "started_at")
+        sets = ", ".join(f"{c} = ?" for c in _LANDED_COLUMNS)
         conn.execute(
             f"UPDATE runs SET {sets} WHERE id = ? AND status IN (?, ?)",
-            [row[c] for c in _LANDED_COLUMNS if c != "started_at"] + [run_id, RUNNING, CANCELLING],
+            [row[c] for c in _LANDED_COLUMNS] + [run_id, RUNNING, CANCELLING],
         )
 
 
