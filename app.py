@@ -29,6 +29,7 @@ PAGES = {
         st.Page("pages/explain.py", title="Explain", icon=":material/lightbulb:"),
         st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
         st.Page("pages/balance.py", title="Balance", icon=":material/balance:"),
+        st.Page("pages/tune.py", title="Tune", icon=":material/tune:"),
         # Embeddings, Explain and Balance pages: their owners add one st.Page line each here.
     ],
 }
@@ -43,6 +44,8 @@ def _sidebar() -> None:
         ui.sidebar_dataset_picker()
         with ui.guard("worker"):
             ui.worker_status(ws)
+        with ui.guard("executor"):
+            ui.executor_picker(ws)
         run_id = st.session_state.get(ui.KEY_RUN)
         if run_id:
             st.caption(f"Active run: `{run_id}`")

@@ -485,3 +485,34 @@ def health_section(report: Any) -> None:
             pd.DataFrame({"value": [str(v) for v in s.values()]}, index=list(s)),
             width="stretch",
         )
+
+
+# ----- executor (issue 13: where the worker executes runs) -----------------------------------
+def executor_picker(ws: Workspace) -> None:
+    """Sidebar line naming the workspace's executor (local or Ray), with a picker to change it.
+
+    The choice is a catalog setting the worker follows between jobs;
+    ``$RECSYS_EXPLORER_EXECUTOR`` overrides it (shown, not editable then).
+    """
+    from recsys_core.jobs.executor import EXECUTORS, executor_choice, set_executor
+    from recsys_core.jobs.ray_executor import INSTALL_HINT, ray_available
+
+    name, source = executor_choice(ws)
+    where = os.environ.get("RAY_ADDRESS") or "a local Ray instance"
+    detail = f" → {where}" if name == "ray" else ""
+    st.caption(f":material/hub: Executor: **{name}** ({source}){detail}")
+    if name == "ray" and not ray_available():
+        st.caption(f":red[:material/error:] ray is not installed: {INSTALL_HINT}")
+    if source == "environment":
+        return
+    with st.popover("Executor", icon=":material/tune:"):
+        choice = st.radio(
+            "Execute runs on", EXECUTORS, index=EXECUTORS.index(name), key="sidebar.executor"
+        )
+        if choice != name:
+            try:
+                set_executor(ws, choice)
+            except RecsysError as error:
+                st.error(str(error))
+            else:
+                st.info("Saved: the worker switches to it as soon as nothing is running.")

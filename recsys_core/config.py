@@ -26,13 +26,25 @@ def param(
     high: float | None = None,
     choices: tuple | None = None,
     log: bool = False,
+    search: tuple[float, float] | None = None,
 ) -> Any:
     """A config field with a default, a help text and optional bounds or choices.
 
     ``low``/``high`` are inclusive. ``log`` hints the UI that the value spans orders of
-    magnitude.
+    magnitude (and makes a hyperparameter search sample it on a log scale: rates and
+    regularisers). ``search`` is the default range ``(lo, hi)`` a study searches (narrower
+    than the valid bounds: the region worth trying); fields without one are left at their
+    value unless a study names them. Categorical fields are searchable over their ``choices``
+    when ``search`` is ``()``.
     """
+    if (
+        search is not None
+        and search != ()
+        and (len(search) != 2 or search[0] >= search[1] or (log and search[0] <= 0))
+    ):
+        raise ValueError(f"param {help!r}: search must be (lo, hi) with lo < hi (> 0 when log)")
     meta = {"help": help, "low": low, "high": high, "choices": choices, "log": log}
+    meta["search"] = search
     return field(default=default, metadata=meta)
 
 
@@ -48,6 +60,7 @@ class FieldSpec:
     high: float | None
     choices: tuple | None
     log: bool
+    search: tuple | None = None
 
 
 def _resolved_types(cls: type) -> dict[str, Any]:
@@ -80,6 +93,7 @@ def describe(cls: type) -> list[FieldSpec]:
                 high=meta.get("high"),
                 choices=meta.get("choices"),
                 log=meta.get("log", False),
+                search=meta.get("search"),
             )
         )
     return specs

@@ -9,6 +9,7 @@
     python -m recsys_core runs show RUN [--json]
     python -m recsys_core runs cancel RUN | retry RUN | delete RUN | events RUN [--json]
     python -m recsys_core worker [--cpu-slots 1] [--task-slots 1] [--once] [--poll 0.5]
+        [--executor local|ray]
     python -m recsys_core recommend RUN --user U [--k 10] [--json]
 
 Split options are generated from ``SplitSpec``'s fields (``--test-ratio``, ``--valid-ratio``,
@@ -122,6 +123,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task-slots", type=int, default=1, help="background tasks at a time")
     p.add_argument("--once", action="store_true", help="exit when the queue is empty")
     p.add_argument("--poll", type=float, default=0.5, help="seconds between idle queue checks")
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default=None,
+        help="where runs execute (default: $RECSYS_EXPLORER_EXECUTOR, the workspace setting, "
+        "else local); ray uses $RAY_ADDRESS or starts a local Ray instance",
+    )
     p.set_defaults(func=_worker)
 
     p = sub.add_parser("recommend", help="top-k items of a finished run for one user")
@@ -321,6 +329,7 @@ def _worker(args: argparse.Namespace) -> int:
         task_slots=args.task_slots,
         poll=args.poll,
         once=args.once,
+        executor=args.executor,
     )
 
 

@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, runtime_checkable
 
 from recsys_core.workspace import Workspace
 
@@ -28,11 +28,16 @@ TASK = "task"
 
 @dataclass(frozen=True)
 class Finished:
-    """A job whose process ended; ``returncode`` < 0 means killed by that signal."""
+    """A job whose process ended; ``returncode`` < 0 means killed by that signal.
+
+    ``cause`` is the backend's own words when it knows more than an exit status (a Ray task's
+    worker died, its node was lost); the worker records it with the failure.
+    """
 
     kind: str
     job_id: str
     returncode: int
+    cause: str | None = None
 
 
 class Executor(Protocol):
@@ -51,6 +56,68 @@ class Executor(Protocol):
 
     def active(self) -> list[tuple[str, str, str]]:
         """``(kind, job_id, device)`` of every job still executing."""
+
+
+@runtime_checkable
+class PlacesGpus(Protocol):
+    """An executor that knows the GPUs it can place runs on (a cluster's, not this machine's);
+    the worker then claims GPU runs for those instead of the GPUs torch finds locally."""
+
+    def gpus(self) -> list[str]:
+        """One device name per GPU slot, e.g. ``["cuda:0", "cuda:1"]``."""
+
+
+#: Executor names, for the workspace setting and ``$RECSYS_EXPLORER_EXECUTOR``.
+EXECUTORS = ("local", "ray")
+ENV_EXECUTOR = "RECSYS_EXPLORER_EXECUTOR"
+SETTING_EXECUTOR = "executor"
+
+
+def executor_choice(ws: Workspace) -> tuple[str, str]:
+    """``(name, source)``: the executor this workspace's worker uses and why.
+
+    ``$RECSYS_EXPLORER_EXECUTOR`` wins (source ``"environment"``), then the workspace setting
+    stored in the catalog (``"workspace"``), else ``local`` (``"default"``).
+    """
+    from recsys_core.errors import ConfigError
+    from recsys_core.jobs.store import get_setting
+
+    env = os.environ.get(ENV_EXECUTOR, "").strip().lower()
+    if env:
+        if env not in EXECUTORS:
+            raise ConfigError(
+                f"{ENV_EXECUTOR}={env!r} is not an executor; choose one of {EXECUTORS}"
+            )
+        return env, "environment"
+    stored = get_setting(ws, SETTING_EXECUTOR)
+    if stored in EXECUTORS:
+        return str(stored), "workspace"
+    return "local", "default"
+
+
+def set_executor(ws: Workspace, name: str) -> None:
+    """Store the workspace's executor; refuses ``ray`` when Ray cannot be imported here."""
+    from recsys_core.errors import ConfigError
+    from recsys_core.jobs.store import set_setting
+
+    name = name.strip().lower()
+    if name not in EXECUTORS:
+        raise ConfigError(f"executor: unknown executor {name!r}; choose one of {EXECUTORS}")
+    if name == "ray":
+        from recsys_core.jobs.ray_executor import import_ray
+
+        import_ray()  # raises with the install hint
+    set_setting(ws, SETTING_EXECUTOR, name)
+
+
+def make_executor(ws: Workspace, name: str | None = None) -> Executor:
+    """The executor named (default: :func:`executor_choice`), ready for a worker."""
+    name = name or executor_choice(ws)[0]
+    if name == "ray":
+        from recsys_core.jobs.ray_executor import RayExecutor
+
+        return RayExecutor(ws)
+    return LocalExecutor(ws)
 
 
 @dataclass

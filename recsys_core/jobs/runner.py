@@ -10,7 +10,8 @@ the folder is complete)::
 
     spec.json             the RunSpec plus run id, dataset name and split description
     model/                Recommender.save (model.json + state.pt)
-    metrics.json          EvalReport.to_dict() plus "timing" (fit/eval seconds) and "device"
+    metrics.json          EvalReport.to_dict() plus "timing" (fit/eval seconds), "device" and
+                          "validation" (NDCG@k on the validation part, None without one)
     per_user.parquet      per-user accuracy metrics (index = user index, plus raw "user" column)
     recs.parquet          user, item (raw ids), user_index, item_index, rank, score (top-100)
     item_embeddings.npy   float32 [n_items, d], when the model has them
@@ -188,6 +189,16 @@ def execute_run(
         keep=TOP_N,
         progress=lambda done, info: checkpoint(f"during evaluation, {done} users scored"),
     )
+    # The validation part's NDCG at every cut-off: what a hyperparameter search chooses by
+    # (a study must never choose by the test metrics above).
+    validation = None
+    if split.valid is not None and split.valid.nnz > 0:
+        from recsys_core.evaluate import validation_ndcg
+
+        validation = {
+            f"ndcg@{k}": validation_ndcg(model, split.train, split.valid, k=int(k))
+            for k in report.ks
+        }
     eval_seconds = time.perf_counter() - eval_start
     checkpoint("after evaluation")
 
@@ -225,6 +236,7 @@ def execute_run(
         "epoch_seconds": list(getattr(model, "epoch_seconds_", None) or []),
     }
     metrics["device"] = device_used
+    metrics["validation"] = validation
     _write_json(tmp / "metrics.json", metrics)
     publish(tmp, run_dir, last="metrics.json")
     log.info("run %s: done, ndcg@10 = %s", run_id, report.aggregate.get("ndcg@10"))

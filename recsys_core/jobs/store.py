@@ -300,3 +300,31 @@ def active_ids(conn: sqlite3.Connection, table: str) -> list[str]:
     assert table in ("runs", "tasks")
     marks = ", ".join("?" * len(ACTIVE))
     return [r[0] for r in conn.execute(f"SELECT id FROM {table} WHERE status IN ({marks})", ACTIVE)]
+
+
+# ----- workspace settings ------------------------------------------------------------------
+#: Created on first use rather than by a numbered migration: a key-value table needs no
+#: upgrade path, and it keeps this feature from claiming a migration number.
+_SETTINGS_DDL = "CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
+
+def get_setting(ws: Workspace, key: str) -> str | None:
+    """A workspace setting stored in the catalog (e.g. ``executor``), or None when unset."""
+    with ws.connect() as conn:
+        conn.execute(_SETTINGS_DDL)
+        row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+    return None if row is None else row[0]
+
+
+def set_setting(ws: Workspace, key: str, value: str | None) -> None:
+    """Store (or with None, remove) a workspace setting."""
+    with ws.transaction() as conn:
+        conn.execute(_SETTINGS_DDL)
+        if value is None:
+            conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+        else:
+            conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )

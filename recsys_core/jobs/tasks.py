@@ -41,7 +41,14 @@ def _umap(ws: Workspace, payload: dict[str, Any], progress: TaskProgress) -> dic
     return umap_task(ws, payload, progress)
 
 
+def _study(ws: Workspace, payload: dict[str, Any], progress: TaskProgress) -> dict[str, Any]:
+    from recsys_core.studies import study_task  # optuna loads in the child only
+
+    return study_task(ws, payload, progress)
+
+
 TASKS: dict[str, TaskFn] = {
     "explain": _explain,
     "umap": _umap,
+    "study": _study,
 }

@@ -29,14 +29,24 @@ import signal
 import socket
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import IO
 
 from recsys_core.errors import RecsysError
 from recsys_core.jobs import store
-from recsys_core.jobs.executor import RUN, TASK, Executor, Finished, LocalExecutor
+from recsys_core.jobs.executor import (
+    RUN,
+    TASK,
+    Executor,
+    Finished,
+    LocalExecutor,
+    PlacesGpus,
+    executor_choice,
+    make_executor,
+)
 from recsys_core.jobs.spec import CANCELLED, CANCELLING, FAILED, INTERRUPTED, RUNNING
 from recsys_core.workspace import Workspace
 
@@ -123,14 +133,23 @@ class Worker:
         self.task_slots = int(task_slots)
         self.poll = max(0.05, float(poll))
         self.once = once
-        self.gpus = detect_gpus() if gpus is None else list(gpus)
         self.executor = executor or LocalExecutor(self.ws)
+        if gpus is None:
+            # A cluster's GPUs are on its nodes, not on the machine the worker runs on.
+            gpus = self.executor.gpus() if isinstance(self.executor, PlacesGpus) else None
+        self.gpus = detect_gpus() if gpus is None else list(gpus)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}"
         self.threads = max(1, (os.cpu_count() or 1) // max(1, self.cpu_slots))
         self._stop = False
         self._lock: IO[str] | None = None
         self._last_beat = 0.0
         self._next_kill: float | None = None  # unix time of the earliest pending force-kill
+        #: Set by serve() when neither --executor nor the environment fixed the executor: the
+        #: worker then follows the workspace setting (the sidebar's picker) between jobs.
+        self.follow_setting = False
+        from recsys_core.jobs.ray_executor import RayExecutor  # imports no ray by itself
+
+        self.executor_name = "ray" if isinstance(self.executor, RayExecutor) else "local"
 
     # ----- life cycle ----------------------------------------------------------------------
     def acquire(self) -> None:
@@ -162,6 +181,19 @@ class Worker:
     def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         """Ask the loop to end after the current tick (signal handler compatible)."""
         self._stop = True
+
+    @contextmanager
+    def serving(self) -> Iterator[Worker]:
+        """Hold the workspace as its worker while a caller drives :meth:`tick` itself (a study
+        run from the CLI); on exit, executing jobs are stopped and the lock released."""
+        self.acquire()
+        try:
+            self._register()
+            self.recover()
+            yield self
+        finally:
+            self._shutdown()
+            self.release()
 
     def run(self) -> int:
         """Serve until stopped; returns 0. Running children are killed on a graceful stop and
@@ -304,8 +336,33 @@ class Worker:
             self._reap(finished)
         if time.monotonic() - self._last_beat >= BEAT_SECONDS:
             self.beat()
+            self._follow_executor_setting()
         claimed = self._claim()
         return claimed or bool(self.executor.active())
+
+    def _follow_executor_setting(self) -> None:
+        """Switch to the workspace's executor setting (sidebar) once nothing executes, when the
+        executor was not fixed for this worker (``--executor``, the environment)."""
+        if not self.follow_setting or self.executor.active():
+            return
+        try:
+            wanted = executor_choice(self.ws)[0]
+        except (RecsysError, sqlite3.OperationalError):
+            return
+        if wanted == self.executor_name:
+            return
+        try:
+            self.executor = make_executor(self.ws, wanted)
+        except RecsysError as error:  # e.g. ray missing: keep serving with the current one
+            log.error("cannot switch to the %s executor: %s", wanted, error)
+            self.executor_name = wanted  # do not retry every second; a restart retries
+            return
+        if isinstance(self.executor, PlacesGpus):
+            self.gpus = self.executor.gpus()
+        else:
+            self.gpus = detect_gpus()
+        self.executor_name = wanted
+        log.info("executor switched to %s (workspace setting)", wanted)
 
     def _sleep_seconds(self, busy: bool) -> float:
         """Until the next tick: short while busy, and never past a pending cancel deadline."""
@@ -337,6 +394,9 @@ class Worker:
             tail = log_tail(self.ws.runs_dir / finished.job_id / "log.txt")
         hint = " (the system may have run out of memory)" if finished.returncode == -9 else ""
         error = f"the {finished.kind}'s process died ({how}){hint} before reporting a result"
+        if finished.cause:  # the backend knows better than an exit status (a Ray task)
+            error = f"the {finished.kind}'s process died before reporting a result: "
+            error += finished.cause
         columns = "status = CASE status WHEN ? THEN ? ELSE ? END, finished_at = ?, error = CASE"
         columns += " status WHEN ? THEN 'cancelled by request' ELSE ? END"
         params: list = [CANCELLING, CANCELLED, FAILED, time.time(), CANCELLING, error]
@@ -470,9 +530,21 @@ def serve(
     task_slots: int = 1,
     poll: float = 0.5,
     once: bool = False,
+    executor: str | None = None,
 ) -> int:
-    """Run a worker in this process with SIGTERM/SIGINT as graceful stops (the CLI entry)."""
-    worker = Worker(ws, cpu_slots=cpu_slots, task_slots=task_slots, poll=poll, once=once)
+    """Run a worker in this process with SIGTERM/SIGINT as graceful stops (the CLI entry).
+
+    ``executor`` names the backend (``local`` or ``ray``); None takes
+    ``$RECSYS_EXPLORER_EXECUTOR``, then the workspace setting, else ``local``.
+    """
+    name, source = (executor, "option") if executor else executor_choice(ws.ensure())
+    backend = make_executor(ws, name)
+    log.info("executor: %s (%s)", name, source)
+    worker = Worker(
+        ws, cpu_slots=cpu_slots, task_slots=task_slots, poll=poll, once=once, executor=backend
+    )
+    worker.executor_name = name
+    worker.follow_setting = source in ("workspace", "default")
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     return worker.run()
@@ -490,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task-slots", type=int, default=1)
     parser.add_argument("--poll", type=float, default=0.5)
     parser.add_argument("--once", action="store_true")
+    parser.add_argument("--executor", choices=("local", "ray"), default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
@@ -499,6 +572,7 @@ def main(argv: list[str] | None = None) -> int:
             task_slots=args.task_slots,
             poll=args.poll,
             once=args.once,
+            executor=args.executor,
         )
     except RecsysError as error:
         print(f"error: {error}", file=sys.stderr)

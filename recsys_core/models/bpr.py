@@ -51,11 +51,16 @@ class BPRConfig(TrainConfig):
 
     dim: int = param(64, "embedding dimension", low=1, high=4096)
     reg: float = param(
-        1e-4, "L2 penalty λ on the batch's embeddings (Rendle 2009, λ_Θ)", low=0.0, high=10.0
+        1e-4,
+        "L2 penalty λ on the batch's embeddings (Rendle 2009, λ_Θ)",
+        low=0.0,
+        high=10.0,
+        log=True,
+        search=(1e-6, 1e-1),
     )
     epochs: int = param(100, "maximum number of passes over the positives", low=1, high=10_000)
     batch_size: int = param(4096, "positive pairs per optimiser step", low=1, high=1_000_000)
-    lr: float = param(5e-3, "learning rate", low=1e-6, high=10.0, log=True)
+    lr: float = param(5e-3, "learning rate", low=1e-6, high=10.0, log=True, search=(1e-4, 1e-1))
     patience: int = param(
         10, "stop after this many validations without a better valid NDCG@10", low=1, high=1000
     )

@@ -42,7 +42,12 @@ class EASEConfig:
     # Steck (2019) used lambda = 500 on ML-20M / Netflix; RecBole's default is 250. On the fixed
     # ml-latest-small split, validation NDCG@10 is 0.2274 / 0.2296 / 0.2242 at 100 / 250 / 500.
     l2: float = param(
-        250.0, "L2 regularisation lambda of the item-item regression", low=1e-6, high=1e7, log=True
+        250.0,
+        "L2 regularisation lambda of the item-item regression",
+        low=1e-6,
+        high=1e7,
+        log=True,
+        search=(1.0, 1e4),
     )
     # The peak is about 2 dense n_items^2 float32 matrices (see EASE.peak_bytes): 7.3 GB at
     # 30,000 items, a third of a 24 GB machine; 40,000 items would peak near 13 GB.

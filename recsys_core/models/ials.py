@@ -61,20 +61,28 @@ class IALSConfig:
     MovieLens split from the ranges Rendle et al. 2022 recommend.
     """
 
-    factors: int = param(64, "latent dimensions d", low=1, high=4096, log=True)
+    factors: int = param(64, "latent dimensions d", low=1, high=4096, log=True, search=(8, 256))
     iterations: int = param(15, "alternating sweeps (users + items)", low=1, high=1000)
     # alpha and lambda: on the validation part of the fixed ml-latest-small split, (alpha, l2)
     # = (1, 5) / (2, 15) / (2, 30) / (4, 30) / (2, 60) give NDCG@10
     # 0.2015 / 0.2080 / 0.2117 / 0.2106 / 0.1625 (Rendle et al. 2022: tune lambda first).
     alpha: float = param(
-        2.0, "extra confidence of observed pairs: c = 1 + alpha", low=0.0, high=1e5, log=True
+        2.0,
+        "extra confidence of observed pairs: c = 1 + alpha",
+        low=0.0,
+        high=1e5,
+        log=True,
+        search=(0.1, 50.0),
     )
-    l2: float = param(30.0, "L2 regularisation lambda", low=0.0, high=1e6, log=True)
+    l2: float = param(
+        30.0, "L2 regularisation lambda", low=0.0, high=1e6, log=True, search=(0.1, 1000.0)
+    )
     reg_exponent: float = param(
         0.0,
         "frequency scaling nu of lambda (Rendle et al. 2022; 0 = plain lambda)",
         low=0.0,
         high=2.0,
+        search=(0.0, 1.0),
     )
     init_std: float = param(0.01, "std of the normal initial factors", low=1e-6, high=1.0, log=True)
     solver: str = param(

@@ -43,18 +43,23 @@ BLOCK_FLOATS = 2**25
 class ItemKNNConfig:
     """ItemKNN hyperparameters (defaults after Dacrema et al. 2019's tuned ItemKNN-CF)."""
 
-    topk: int = param(100, "neighbours kept per item", low=1, high=100_000, log=True)
+    topk: int = param(
+        100, "neighbours kept per item", low=1, high=100_000, log=True, search=(5, 1000)
+    )
     shrink: float = param(
         10.0,
         "shrinkage added to the cosine denominator (damps rare co-occurrences)",
         low=0.0,
         high=10_000.0,
+        search=(0.0, 500.0),
     )
     # bm25 by default: it was among the weightings Dacrema et al. searched, and on the fixed
     # MovieLens split it beat "none" on the validation part (NDCG@10 0.1995 vs 0.1972)
     weighting: str = param("bm25", "re-weighting of the user-item matrix", choices=WEIGHTINGS)
-    bm25_k1: float = param(1.2, "BM25 term-frequency saturation k1", low=0.0, high=10.0)
-    bm25_b: float = param(0.75, "BM25 length normalisation b", low=0.0, high=1.0)
+    bm25_k1: float = param(
+        1.2, "BM25 term-frequency saturation k1", low=0.0, high=10.0, search=(0.1, 3.0)
+    )
+    bm25_b: float = param(0.75, "BM25 length normalisation b", low=0.0, high=1.0, search=(0.0, 1.0))
 
     def __post_init__(self) -> None:
         validate(self)

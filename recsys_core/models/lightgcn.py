@@ -48,11 +48,16 @@ class LightGCNConfig(TrainConfig):
     dim: int = param(64, "embedding dimension (paper: 64)", low=1, high=4096)
     layers: int = param(3, "propagation layers K (paper: 3)", low=0, high=10)
     reg: float = param(
-        1e-4, "L2 penalty λ on the batch's layer-0 embeddings (paper: 1e-4)", low=0.0, high=10.0
+        1e-4,
+        "L2 penalty λ on the batch's layer-0 embeddings (paper: 1e-4)",
+        low=0.0,
+        high=10.0,
+        log=True,
+        search=(1e-6, 1e-1),
     )
     epochs: int = param(100, "maximum number of passes over the positives", low=1, high=10_000)
     batch_size: int = param(2048, "positive pairs per optimiser step", low=1, high=1_000_000)
-    lr: float = param(1e-2, "learning rate", low=1e-6, high=10.0, log=True)
+    lr: float = param(1e-2, "learning rate", low=1e-6, high=10.0, log=True, search=(1e-4, 1e-1))
     patience: int = param(
         5, "stop after this many validations without a better valid NDCG@10", low=1, high=1000
     )

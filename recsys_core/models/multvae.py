@@ -46,14 +46,25 @@ class MultVAEConfig(TrainConfig):
 
     hidden: int = param(600, "encoder/decoder hidden width (paper: 600)", low=1, high=100_000)
     latent: int = param(200, "latent dimension (paper: 200)", low=1, high=10_000)
-    dropout: float = param(0.5, "dropout on the normalised input (paper: 0.5)", low=0.0, high=0.99)
-    anneal_cap: float = param(0.2, "largest KL weight beta (paper: 0.2)", low=0.0, high=10.0)
+    dropout: float = param(
+        0.5, "dropout on the normalised input (paper: 0.5)", low=0.0, high=0.99, search=(0.0, 0.8)
+    )
+    anneal_cap: float = param(
+        0.2, "largest KL weight beta (paper: 0.2)", low=0.0, high=10.0, search=(0.0, 1.0)
+    )
     total_anneal_steps: int = param(
         20_000, "updates over which beta rises from 0 to anneal_cap (paper: 200000)", low=1
     )
     epochs: int = param(200, "maximum number of passes over the users", low=1, high=100_000)
     batch_size: int = param(128, "users per optimiser step (paper: 500)", low=1, high=1_000_000)
-    lr: float = param(1e-3, "learning rate (paper: Adam 1e-3)", low=1e-6, high=10.0, log=True)
+    lr: float = param(
+        1e-3,
+        "learning rate (paper: Adam 1e-3)",
+        low=1e-6,
+        high=10.0,
+        log=True,
+        search=(1e-4, 1e-2),
+    )
     patience: int = param(
         20, "stop after this many validations without a better valid NDCG@10", low=1, high=10_000
     )

@@ -42,11 +42,23 @@ class RP3betaConfig:
     # Dacrema et al. report alpha ~ 1, beta ~ 0.6 on their sets; on the validation part of
     # the fixed ml-latest-small split (alpha, beta) = (1, 0.6) / (1, 0.3) / (0.7, 0.3) give
     # NDCG@10 0.1637 / 0.1894 / 0.1923, so the defaults are the latter (still in their range).
-    alpha: float = param(0.7, "exponent applied to the transition probabilities", low=0.0, high=5.0)
-    beta: float = param(
-        0.3, "popularity damping of the target item (0 = plain P^3)", low=0.0, high=2.0
+    alpha: float = param(
+        0.7,
+        "exponent applied to the transition probabilities",
+        low=0.0,
+        high=5.0,
+        search=(0.1, 2.0),
     )
-    topk: int = param(100, "neighbours kept per item", low=1, high=100_000, log=True)
+    beta: float = param(
+        0.3,
+        "popularity damping of the target item (0 = plain P^3)",
+        low=0.0,
+        high=2.0,
+        search=(0.0, 1.0),
+    )
+    topk: int = param(
+        100, "neighbours kept per item", low=1, high=100_000, log=True, search=(5, 1000)
+    )
     normalize: bool = param(True, "L1-normalise each item's kept neighbour weights")
 
     def __post_init__(self) -> None:
