@@ -12,9 +12,9 @@ def _long_explanation(n: int = 50) -> dict:
     most attention; the first 10 items are outside the attention window (None)."""
     rng = np.random.default_rng(0)
     attribution = rng.normal(0, 0.01, n)
-    attribution[7] = 0.9
+    attribution[min(7, n - 1)] = 0.9
     attention = rng.uniform(0, 0.01, n)
-    attention[45] = 0.5
+    attention[min(45, n - 1)] = 0.5
     features = [
         {
             "name": f"A Rather Long Film Title Number {i} (1999)",
