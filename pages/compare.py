@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 import ui
 from recsys_core.config import describe
 from recsys_core.split import SplitSpec
-from recsys_core.stats import paired_tests
+from recsys_core.stats import paired_table
 from recsys_core.viz.runs import (
     LOWER_IS_BETTER,
     leaderboard_bars,
@@ -206,15 +205,19 @@ with ui.guard("paired tests"):
     a, b = per_user[run_a], per_user[run_b]
     shared = [c for c in a.columns if c in b.columns]
     both = a[shared].add_suffix(" A").join(b[shared].add_suffix(" B"), how="inner")
-    rows = []
-    for name in shared:
-        result = paired_tests(both[f"{name} A"].to_numpy(), both[f"{name} B"].to_numpy())
-        rows.append({"metric": name} | {k: v for k, v in result.items() if np.isscalar(v)})
-    tests = pd.DataFrame(rows)
-    st.dataframe(tests, hide_index=True, width="stretch")
+    tests = paired_table(a, b, alpha=0.05)
+    n_sig = int(tests["significant"].sum())
+    st.dataframe(
+        tests.assign(significant=np.where(tests["significant"], "yes", "no")),
+        hide_index=True,
+        width="stretch",
+    )
     st.caption(
-        f"Paired over the {len(both):,} test users both runs scored: a small p-value (< 0.05) "
-        "says the difference is unlikely to be chance; the effect size says whether it matters."
+        f"Paired over the {len(both):,} test users both runs scored. With {len(tests)} metrics "
+        "tested at once, some would look significant by chance, so p-values are Holm-corrected "
+        f"for the {len(tests)} metrics (the _holm columns): **significant** means the corrected "
+        f"paired t-test p is below 0.05 ({n_sig} of {len(tests)} metrics). The effect size "
+        "(Cohen's d) says whether a difference matters."
     )
     shown = seg_metric if seg_metric in shared else shared[0]
     st.plotly_chart(

@@ -163,7 +163,12 @@ user_choice = k2.selectbox(
     format_func=lambda u: u if u == NO_USER else f"user {u}",
     help="a test user of this run: their history, top-10 and held-out items on the item map",
 )  # fmt: skip
-query = k3.text_input("Search an item by title", key="maps.search", placeholder="e.g. Toy Story")
+# Item search and its neighbours table are about items: the users map has no place for them.
+query = (
+    k3.text_input("Search an item by title", key="maps.search", placeholder="e.g. Toy Story")
+    if what == "items"
+    else ""
+)
 others = [r for r in by_id if r != run_id]
 compare = k4.selectbox(
     "Compare with", [NO_USER, *others], key="maps.compare",
@@ -200,8 +205,7 @@ if len(matches):
         neighbours_table = emb.neighbours_frame(
             item_vectors, data, int(item), 10, metric=options.metric
         )
-        if what == "items":
-            focus = [str(data.item_ids[int(item)]), *neighbours_table["id"].tolist()]
+        focus = [str(data.item_ids[int(item)]), *neighbours_table["id"].tolist()]
 
 # ----- the map and its faithfulness ------------------------------------------------------------
 title = f"{what.capitalize()} of {_run_label(by_id[run_id])}"
@@ -246,7 +250,7 @@ if overlay is not None:
     )
 if neighbours_table is not None:
     chosen = data.item_titles()[int(item)]
-    st.markdown(f"**Nearest neighbours of {chosen}** in the embedding (circled on the item map)")
+    st.markdown(f"**Nearest neighbours of {chosen}** in the embedding (circled on the map)")
     st.dataframe(neighbours_table, hide_index=True)
 
 # ----- downloads -------------------------------------------------------------------------------
@@ -278,6 +282,11 @@ if compare != NO_USER:
         other_table = _table(root, compare, what, options_json).copy()
         aligned = emb.align(result.coords, table["id"], other.coords, other_table["id"])
         other_table["x"], other_table["y"] = aligned[:, 0], aligned[:, 1]
+        agreement = None
+        if "cluster" in table.columns and "cluster" in other_table.columns:
+            other_table["cluster"], agreement = emb.match_clusters(
+                table["id"], table["cluster"], other_table["id"], other_table["cluster"]
+            )
     shared_colour = colour if colour in other_table.columns else None
     panel_titles = (_run_label(by_id[run_id]), _run_label(by_id[compare]))
     st.plotly_chart(
@@ -287,7 +296,16 @@ if compare != NO_USER:
     s1, s2 = st.columns(2)
     s1.metric("k-NN preservation@10 (left)", f"{result.knn_preservation:.2f}")
     s2.metric("k-NN preservation@10 (right)", f"{other.knn_preservation:.2f}")
+    clusters_note = (
+        " Clusters are found in each run's own vectors, so the right map's clusters are "
+        "renamed after the left cluster they share most points with: a cluster colour then "
+        f"means the same group on both sides, and {agreement:.0%} of the shared points keep "
+        "their cluster."
+        if agreement is not None and np.isfinite(agreement)
+        else ""
+    )
     st.caption(
-        "The right map is rotated, scaled and moved (Procrustes on the items both maps share) "
-        "so the same item sits in a comparable place; same colours on both sides."
+        f"The right map is rotated, scaled and moved (Procrustes on the {what} both maps share) "
+        "so the same point sits in a comparable place; a category has the same colour on both "
+        "sides." + clusters_note
     )

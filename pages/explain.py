@@ -196,8 +196,9 @@ heat = attention_heatmap(exp)
 if heat is not None:
     g2.plotly_chart(heat, key="explain.attention")
     g2.caption(
-        "Attention is what the model looks at, not what drives its score; the Spearman figure "
-        "says how far the two agree."
+        "The history items with the largest attribution or attention (up to 15, oldest at the "
+        "top), each scaled to its largest value. Attention is what the model looks at, not what "
+        "drives its score; the Spearman figure says how far the two agree over the whole history."
     )
 
 d1, d2 = st.columns(2)

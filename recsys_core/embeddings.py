@@ -954,6 +954,52 @@ def kmeans_clusters(
     return model.fit_predict(x).astype(np.int64)
 
 
+def match_clusters(
+    left_ids: Sequence[Any] | np.ndarray,
+    left_labels: Sequence[Any] | np.ndarray,
+    right_ids: Sequence[Any] | np.ndarray,
+    right_labels: Sequence[Any] | np.ndarray,
+) -> tuple[np.ndarray, float]:
+    """Rename the right map's clusters after the left map's, so a colour means one group.
+
+    k-means runs on each run's own vectors, so "cluster 3" on one map and on another are
+    unrelated groups. Clusters are matched one to one by the points both maps share (the
+    Hungarian assignment maximising the shared points; ``scipy.optimize.linear_sum_assignment``),
+    and each right cluster takes the name of its left partner; right clusters left without a
+    partner (more clusters on the right) keep a name no left cluster uses.
+
+    Returns
+    -------
+    labels : object [len(right_ids)] the right map's renamed cluster labels.
+    agreement : share of the shared points whose cluster name is the same on both maps (1 =
+        the two runs group the shared points identically; NaN when no point is shared).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    left = pd.Series(np.asarray(left_labels, dtype=object), index=pd.Index(left_ids).astype(str))
+    right_labels = np.asarray(right_labels, dtype=object)
+    right = pd.Series(right_labels, index=pd.Index(right_ids).astype(str))
+    shared = left.index.intersection(right.index)
+    left_names = sorted(set(left.tolist()), key=str)
+    right_names = sorted(set(right.tolist()), key=str)
+    counts = pd.crosstab(
+        pd.Categorical(right.loc[shared].to_numpy(), categories=right_names),
+        pd.Categorical(left.loc[shared].to_numpy(), categories=left_names),
+        dropna=False,
+    ).to_numpy()
+    rows, cols = linear_sum_assignment(-counts) if counts.size else ([], [])
+    rename = {right_names[r]: left_names[c] for r, c in zip(rows, cols, strict=True)}
+    spare = (f"cluster {len(left_names) + i}" for i in range(len(right_names)))
+    for name in right_names:
+        if name not in rename:
+            rename[name] = next(n for n in spare if n not in left_names)
+    renamed = pd.Series(right_labels, dtype=object).map(rename).to_numpy(dtype=object)
+    if not len(shared):
+        return renamed, float("nan")
+    same = pd.Series(renamed, index=right.index).loc[shared].to_numpy() == left.loc[shared]
+    return renamed, float(np.mean(same))
+
+
 def hit_labels(per_user: pd.DataFrame, n_users: int, k: int = 10) -> np.ndarray:
     """object [n_users] ``"hit"`` / ``"miss"`` (a test item in the top ``k`` or not), or
     ``"not tested"`` for users without test items.
@@ -1207,6 +1253,7 @@ __all__ = [
     "hit_labels",
     "interest_points",
     "kmeans_clusters",
+    "match_clusters",
     "knn",
     "knn_preservation",
     "load_cached",

@@ -11,8 +11,13 @@ plausible shorter sequence). Shapley values are computed with ``shap``:
   from the empty to the full history, so efficiency holds exactly, whatever the sample size);
 - ``shap.KernelExplainer`` on request (``method="kernel"``; efficiency is enforced as a
   constraint of its weighted regression);
-- above ``max_features`` history items the least recent ones are grouped into one feature
-  ("N older items"), which keeps the cost bounded on long histories.
+- above ``max_features`` history items the least recent ones are grouped into a few features
+  that mean something: by category when the item table has categories ("12 older Comedy
+  items"), else by time period ("9 items from 2000-07 to 2000-09"), which keeps the cost
+  bounded on long histories;
+- a model that reads only the latest items (a sequence model's window, see
+  :class:`recsys_core.models.base.ReadsRecentItems`) is explained over those items: older ones
+  cannot change its score.
 
 Features are presence indicators: 1 = the history item is in the history, 0 = removed. The
 background is the empty history, so the base value is the model's output for a user with no
@@ -77,7 +82,7 @@ import torch
 
 from recsys_core.data.interactions import Interactions, Sequences
 from recsys_core.errors import ConfigError, DataError, NotFoundError
-from recsys_core.models.base import Recommender
+from recsys_core.models.base import Recommender, history_window
 
 if TYPE_CHECKING:
     from recsys_core.split import Split
@@ -105,7 +110,7 @@ class Feature:
 
     Attributes
     ----------
-    name : display name (item title, "12 older items", "user: segment").
+    name : display name (item title, "12 older Comedy items", "user: segment").
     kind : ``"history"`` (one history item), ``"group"`` (several older history items),
         ``"user"`` (a user attribute) or ``"item"`` (a side feature of the explained item).
     items : item indices the feature stands for (empty for side features).
@@ -190,7 +195,7 @@ class Explanation:
     method: str
     n_evals: int
     faithfulness: Faithfulness
-    history: np.ndarray = field(repr=False)
+    history: np.ndarray = field(repr=False)  # the items the model reads, oldest first
     attention: np.ndarray | None = None
     attention_spearman: float | None = None
     seconds: float = 0.0
@@ -471,27 +476,15 @@ def explain(
         )
     k = min(int(k), eligible)
 
-    # Features: history items oldest first; the least recent ones form one group when the
-    # history has more than max_features items.
-    titles = data.item_titles()
-    n_h = len(history)
-    n_grouped = n_h - max_features + 1 if n_h > max_features else 0
-    features: list[Feature] = []
-    if n_grouped:
-        old = history[:n_grouped]
-        features.append(
-            Feature(
-                f"{n_grouped} older items",
-                "group",
-                tuple(int(x) for x in old),
-                tuple(str(x) for x in data.item_ids[old]),
-            )
-        )
-    for it in history[n_grouped:]:
-        features.append(Feature(str(titles[it]), "history", (int(it),), (str(data.item_ids[it]),)))
-    feature_of_item = np.concatenate(
-        [np.zeros(n_grouped, dtype=np.int64), np.arange(n_h - n_grouped) + (1 if n_grouped else 0)]
-    ).astype(np.int64)
+    # The players are the history items the model reads: a sequence model reads only its
+    # latest window (the one truncation rule, SequenceModel.window), so older items cannot
+    # change its score and are left out; every item the user saw stays excluded from ranks.
+    seen = history
+    window = history_window(model)
+    if window is not None and len(history) > window:
+        history = history[-window:]
+    features, feature_of_item = _history_features(data, user, history, max_features)
+    n_grouped = int(sum(len(f.items) for f in features if f.kind == "group"))
     side = _side_features(model, user, item)
     features.extend(Feature(name, kind) for name, kind in side)
     n_features = len(features)
@@ -508,7 +501,7 @@ def explain(
     budget = {"exact": 2**n_features, "permutation": nsamples, "kernel": nsamples}[method]
     evals_total = budget + 1 + (n_random + 1) * (n_features + 1)
 
-    exclude = np.union1d(history, [item]).astype(np.int64)
+    exclude = np.union1d(seen, [item]).astype(np.int64)
     game = _Game(
         model, user, item, history, feature_of_item, n_features, len(side), exclude, k,
         progress, evals_total,
@@ -556,10 +549,17 @@ def explain(
             f"{len(side)} side features ({what}) are explained beside the history; the base "
             "value has each at the model's neutral value"
         )
-    if n_grouped:
+    if len(history) < len(seen):
         notes.append(
-            f"{n_grouped} least recent history items are explained together as one feature "
-            f"(more than max_features={max_features} items)"
+            f"the model reads only the latest {len(history)} of the user's {len(seen)} history "
+            "items (its window), so older ones cannot change this score and are not explained"
+        )
+    if n_grouped:
+        n_groups = sum(f.kind == "group" for f in features)
+        notes.append(
+            f"the {n_grouped} least recent history items are explained in {n_groups} groups "
+            f"(more than max_features={max_features} items): "
+            + "; ".join(f.name for f in features if f.kind == "group")
         )
     return Explanation(
         model=model.name,
@@ -567,7 +567,7 @@ def explain(
         item=item,
         user_id=str(data.user_ids[user]),
         item_id=str(data.item_ids[item]),
-        item_title=str(titles[item]),
+        item_title=str(data.item_titles()[item]),
         target=target,
         k=k,
         features=features,
@@ -588,6 +588,126 @@ def explain(
         seconds=time.perf_counter() - started,
         notes=tuple(notes),
     )
+
+
+#: Most groups the least recent history items are explained in (long histories).
+MAX_GROUPS = 5
+
+
+def _history_features(
+    data: Interactions, user: int, history: np.ndarray, max_features: int
+) -> tuple[list[Feature], np.ndarray]:
+    """The history players and, per history position, the index of its feature.
+
+    Up to ``max_features`` features: the latest items one by one and, when the history is
+    longer, the least recent ones in at most :data:`MAX_GROUPS` groups that mean something
+    (:func:`_older_groups`), so a sentence names real reasons instead of "110 older items".
+    Groups come first, then single items oldest first.
+    """
+    titles = data.item_titles()
+    n_h = len(history)
+    groups: list[tuple[str, np.ndarray]] = []
+    n_single = n_h
+    if n_h > max_features:
+        n_groups = min(MAX_GROUPS, max_features - 1)
+        n_single = max_features - n_groups
+        # Fewer groups than budgeted (the older items span few categories) leave room for more
+        # single items; the group count cannot grow as the older part shrinks, so this settles.
+        for _ in range(MAX_GROUPS):
+            groups = _older_groups(data, user, history[: n_h - n_single], n_groups)
+            if len(groups) + n_single >= max_features:
+                break
+            n_single = max_features - len(groups)
+    older = history[: n_h - n_single]
+    features: list[Feature] = []
+    feature_of_item = np.empty(n_h, dtype=np.int64)
+    position = {int(it): p for p, it in enumerate(history.tolist())}
+    for name, members in groups:
+        feature_of_item[[position[int(it)] for it in members]] = len(features)
+        features.append(
+            Feature(
+                name,
+                "group",
+                tuple(int(x) for x in members),
+                tuple(str(x) for x in data.item_ids[members]),
+            )
+        )
+    single = history[len(older) :]
+    feature_of_item[len(older) :] = len(features) + np.arange(len(single))
+    for it in single:
+        features.append(Feature(str(titles[it]), "history", (int(it),), (str(data.item_ids[it]),)))
+    return features, feature_of_item
+
+
+def _older_groups(
+    data: Interactions, user: int, older: np.ndarray, n_groups: int
+) -> list[tuple[str, np.ndarray]]:
+    """Split the least recent history items ``older`` (oldest first) into named groups.
+
+    By category when the item table has categories: each item joins its category that is most
+    common among ``older`` (so a Comedy|Romance item joins the larger of the two), the
+    ``n_groups - 1`` largest categories are kept and the rest pooled as "other". Otherwise by
+    time period: ``n_groups`` consecutive runs of equal size, named by their date range (or by
+    their position in the history when there are no timestamps). Every item is in exactly one
+    group, so the groups' attributions still add up to the score (efficiency).
+    """
+    n_groups = max(1, min(n_groups, len(older)))
+    cats = data.item_categories()
+    if cats is not None and any(cats[i] for i in older):
+        lists = [cats[i] or ["uncategorised"] for i in older]
+        counts = pd.Series([c for row in lists for c in row]).value_counts()
+        rank = {c: r for r, c in enumerate(sorted(counts.index, key=lambda c: (-counts[c], c)))}
+        label = np.array([min(row, key=rank.__getitem__) for row in lists], dtype=object)
+        sizes = pd.Series(label).value_counts()
+        order = sorted(sizes.index, key=lambda c: (-sizes[c], c))
+        if len(order) > n_groups:
+            kept = set(order[: n_groups - 1])
+            label = np.where(np.isin(label, list(kept)), label, "other")
+            order = [c for c in order if c in kept] + ["other"]
+        groups = []
+        for cat in order:
+            members = older[label == cat]
+            what = "other older item" if cat == "other" else f"older {cat} item"
+            groups.append((f"{len(members)} {what}{'s' if len(members) > 1 else ''}", members))
+        return groups
+    chunks = [c for c in np.array_split(np.arange(len(older)), n_groups) if len(c)]
+    times = _item_times(data, user, older)
+    groups = []
+    for chunk in chunks:
+        members = older[chunk]
+        if times is not None:
+            first, last = times[chunk].min(), times[chunk].max()
+            span = first if first == last else f"{first} to {last}"
+            noun = "items" if len(members) > 1 else "item"
+            groups.append((f"{len(members)} {noun} from {span}", members))
+        else:
+            where = f"history #{chunk[0] + 1}\u2013{chunk[-1] + 1}"
+            noun = "items" if len(members) > 1 else "item"
+            groups.append((f"{len(members)} older {noun} ({where})", members))
+    return groups
+
+
+def _item_times(data: Interactions, user: int, items: np.ndarray) -> np.ndarray | None:
+    """When the user interacted with each of ``items``, as text at a resolution that tells the
+    periods apart ("2003", "2000-07", "2000-07-14" or "2000-07-14 18:05" by the span), or None
+    without time."""
+    if data.timestamps is None:
+        return None
+    rows = np.flatnonzero(data.users == user)
+    latest = pd.Series(data.timestamps[rows], index=data.items[rows]).groupby(level=0).max()
+    seconds = latest.reindex(items).to_numpy()
+    span_days = (np.nanmax(seconds) - np.nanmin(seconds)) / 86400 if len(seconds) else 0.0
+    fmt = (
+        "%Y"
+        if span_days > 3 * 365
+        else "%Y-%m"
+        if span_days > 90
+        else "%Y-%m-%d"
+        if span_days > 2
+        else "%Y-%m-%d %H:%M"
+    )
+    stamps = pd.to_datetime(seconds, unit="s", utc=True)
+    return np.asarray(stamps.strftime(fmt), dtype=object)
 
 
 def _deletion_curves(

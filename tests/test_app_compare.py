@@ -56,6 +56,11 @@ def test_two_finished_runs_ranked_and_paired(app_workspace):
     assert "ndcg@10" in set(tests["metric"])
     assert {"t_pvalue", "wilcoxon_pvalue", "cohens_d"} <= set(tests.columns)
     assert tests["t_pvalue"].between(0, 1).all()
+    # Significance is marked after a Holm correction for the number of metrics, and said so.
+    assert {"t_pvalue_holm", "wilcoxon_pvalue_holm", "significant"} <= set(tests.columns)
+    assert (tests["t_pvalue_holm"] >= tests["t_pvalue"]).all()
+    assert set(tests["significant"]) <= {"yes", "no"}
+    assert any(f"Holm-corrected for the {len(tests)} metrics" in c.value for c in at.caption)
     # Filtering to one model leaves one run and explains why no paired test is shown.
     at.multiselect[0].set_value(["itemknn"]).run()
     assert len(at.dataframe[0].value) == 1

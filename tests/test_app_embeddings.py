@@ -69,12 +69,24 @@ def test_map_with_a_user_highlighted_and_a_comparison(maps_app):
     assert not at.exception and not _errors(at), _errors(at)
     assert len(at.get("plotly_chart")) == 2
     assert any("Procrustes" in c.value for c in at.caption)
+    # clusters come from each run's own vectors: the right map's are matched to the left's
+    # and the caption says how far they agree
+    at.selectbox(key="maps.colour").select("cluster").run()
+    assert not at.exception and not _errors(at), _errors(at)
+    assert any("keep their cluster" in c.value for c in at.caption)
+    left_names = {t.get("name") for t in _traces(at, 0)} - {"selected"}
+    right_names = {t.get("name") for t in _traces(at, 1)} - {"selected"}
+    assert right_names <= left_names | {f"cluster {i}" for i in range(8, 16)}
 
     # the users map, second view from the cache
     at.radio(key="maps.what").set_value("users").run()
     assert not at.exception and not _errors(at), _errors(at)
     assert {m.label: m.value for m in at.metric}["Points"] == "120"
     assert "test result" in at.selectbox(key="maps.colour").options
+    # the item search and its neighbours table belong to the item map only
+    assert not any(w.key == "maps.search" for w in at.text_input)
+    assert not any("Nearest neighbours" in m.value for m in at.markdown)
+    assert len(at.dataframe) == 0
 
 
 def test_big_map_goes_to_the_worker(maps_app, monkeypatch):

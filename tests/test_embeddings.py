@@ -357,3 +357,51 @@ def test_bench_command_reports_seconds_and_faithfulness(capsys):
     assert figures["cpu_seconds"] > 0 and figures["seconds"] > 0
     faith = figures["faithfulness"]
     assert faith["knn_preservation@10"] > 5 * faith["random_baseline@10"]
+
+
+# ----- side-by-side clusters and focus labels (issue 19, item 13) -------------------------------
+def test_match_clusters_renames_the_right_map_after_the_left():
+    from recsys_core.embeddings import match_clusters
+
+    rng = np.random.default_rng(0)
+    ids = np.arange(120).astype(str)
+    group = rng.integers(0, 4, 120)
+    left = np.char.add("cluster ", group.astype(str))
+    # the right run finds the same groups under other numbers, in another point order, and
+    # has 20 points of its own
+    perm = np.array([2, 0, 3, 1])
+    right_ids = np.concatenate([ids[::-1], np.arange(200, 220).astype(str)])
+    numbers = np.concatenate([perm[group][::-1], np.zeros(20, int)])
+    right = np.char.add("cluster ", numbers.astype(str))
+    renamed, agreement = match_clusters(ids, left, right_ids, right)
+    assert agreement == 1.0
+    np.testing.assert_array_equal(renamed[:120][::-1], left)
+    # a fifth right cluster has no left partner: it gets a name no left cluster has
+    extra = right.copy()
+    extra[:10] = "cluster 9"
+    renamed, agreement = match_clusters(ids, left, right_ids, extra)
+    assert agreement == pytest.approx(110 / 120)
+    assert not set(renamed[:10]) & set(left)
+
+
+def test_focus_labels_are_few_and_point_inwards():
+    from recsys_core.viz.embeddings import MAX_FOCUS_LABELS, focus_trace
+
+    n = 40
+    table = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(n)],
+            "title": [f"A Long Title Of Item Number {i} (2001)" for i in range(n)],
+            "x": np.linspace(-10, 10, n),
+            "y": np.linspace(-5, 5, n),
+        }
+    )
+    ids = ["39", "0", "20", "5", "6", "7", "8", "9", "10", "11"]  # searched item first
+    trace = focus_trace(table, ids)
+    text = dict(zip(table[table["id"].isin(ids)]["id"], trace.text, strict=True))
+    assert sum(bool(t) for t in trace.text) == MAX_FOCUS_LABELS
+    assert text["39"] and text["0"] and not text["11"]  # the searched item is labelled
+    assert all(len(t) <= 28 for t in trace.text)
+    pos = dict(zip(table[table["id"].isin(ids)]["id"], trace.textposition, strict=True))
+    assert pos["39"] == "bottom left"  # top-right corner: label below and to the left
+    assert pos["0"] == "top right"  # bottom-left corner

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -201,19 +202,54 @@ def test_exact_and_permutation_agree_on_small_case(small_synthetic):
     np.testing.assert_allclose(a.attributions, b.attributions, atol=1e-5)
 
 
-def test_long_history_groups_older_items(synthetic):
+def test_long_history_groups_older_items_by_category(synthetic):
     model = _fit(Cooc, synthetic)
     user = int(np.argmax(synthetic.user_activity))
     history = user_history(synthetic, user)
     assert len(history) > 12
     exp = explain(model, synthetic, user, _top_item(model, user), max_features=8, n_random=2)
     assert len(exp.features) == 8
-    group = exp.features[0]
-    assert group.kind == "group" and group.name == f"{len(history) - 7} older items"
-    assert group.items == tuple(int(x) for x in history[: len(history) - 7])
-    assert [f.items[0] for f in exp.features[1:]] == history[-7:].tolist()
+    groups = [f for f in exp.features if f.kind == "group"]
+    singles = [f for f in exp.features if f.kind == "history"]
+    # the least recent items, in groups that name a category, each item in exactly one group
+    assert 2 <= len(groups) <= 5 and exp.features[: len(groups)] == groups
+    assert len(singles) == 8 - len(groups)  # groups the categories do not fill go to items
+    older = history[: len(history) - len(singles)]
+    assert sorted(i for g in groups for i in g.items) == sorted(older.tolist())
+    cats = synthetic.item_categories()
+    for g in groups:
+        if "other older item" not in g.name:
+            genre = g.name.split()[2]  # "N older Genre3 items"
+            assert g.name == f"{len(g.items)} older {genre} item" + "s" * (len(g.items) > 1)
+            assert all(genre in cats[i] for i in g.items)
+    assert [f.items[0] for f in singles] == history[-len(singles) :].tolist()
+    # efficiency holds exactly with the groups as players
     assert exp.method == "exact" and exp.efficient
-    assert any("least recent" in note for note in exp.notes)
+    assert exp.base_value + exp.attributions.sum() == pytest.approx(exp.output, abs=1e-4)
+    assert any("least recent" in note and "groups" in note for note in exp.notes)
+    assert "older items (" not in exp.sentence()
+
+
+def test_long_history_without_categories_groups_by_time_period(synthetic):
+    bare = Interactions(
+        user_ids=synthetic.user_ids,
+        item_ids=synthetic.item_ids,
+        users=synthetic.users,
+        items=synthetic.items,
+        values=synthetic.values,
+        timestamps=synthetic.timestamps,
+    )
+    model = _fit(Cooc, bare)
+    user = int(np.argmax(bare.user_activity))
+    history = user_history(bare, user)
+    exp = explain(model, bare, user, _top_item(model, user), max_features=8, n_random=0)
+    groups = [f for f in exp.features if f.kind == "group"]
+    assert len(groups) == 5
+    # consecutive periods, oldest first, named by their month range
+    assert [i for g in groups for i in g.items] == history[: len(history) - 3].tolist()
+    named = [re.fullmatch(r"\d+ items? from ([\d: -]+?)( to [\d: -]+)?", g.name) for g in groups]
+    assert all(named) and len({m.group(1) for m in named}) > 1  # periods told apart
+    assert exp.efficient
 
 
 def test_sequence_model_keeps_time_order(small_synthetic):
@@ -466,8 +502,9 @@ def test_figures_follow_the_explanation(synthetic):
     curve = deletion_curve(exp)
     assert len(curve.data) == 2 and len(curve.data[0].y) == len(exp["features"]) + 1
     heat = attention_heatmap(exp)
-    assert heat is not None and heat.data[0].z.shape == (2, len(exp["history"]))
-    assert "attention (not attribution)" in heat.data[0].y
+    # one row per shown history item (at most 15), a column each for attention and attribution
+    assert heat is not None and heat.data[0].z.shape == (min(15, len(exp["history"])), 2)
+    assert "attention (not attribution)" in heat.data[0].x
     plain = explain(_fit(Cooc, synthetic), synthetic, user, exp["item"], n_random=0).to_dict()
     assert attention_heatmap(plain) is None
 

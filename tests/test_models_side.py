@@ -173,9 +173,9 @@ def test_multi_interest_returns_k_interests_and_scores_by_the_best(comirec, synt
 
 def test_multi_interest_attention_is_a_distribution_over_real_items(comirec, synthetic):
     seqs = synthetic.sequences.rows(np.arange(5))
-    weights = comirec.attention_weights(seqs, max_len=30)
-    assert weights.shape == (5, 30)
-    real = np.arange(30)[None, :] >= 30 - np.minimum(seqs.lengths, 30)[:, None]
+    weights = comirec.attention_weights(seqs)  # over its window: the latest max_len = 20 items
+    assert weights.shape == (5, 20)
+    real = np.arange(20)[None, :] >= 20 - np.minimum(seqs.lengths, 20)[:, None]
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
     assert (weights[~real] == 0).all()
 

@@ -11,6 +11,8 @@ from recsys_core.stats import (
     activity_segments,
     bootstrap_ci,
     bootstrap_means,
+    holm,
+    paired_table,
     paired_tests,
     segment_table,
 )
@@ -105,3 +107,36 @@ def test_segment_table_means_per_group():
     assert set(table.kind) == {"user activity"}
     with pytest.raises(DataError, match="group labels"):
         segment_table(frame, groups[:3])
+
+
+# ----- Holm correction over the metrics tested ----------------------------------------------------
+def test_holm_matches_the_hand_computed_step_down():
+    # sorted: 0.01 * 3 = 0.03, 0.03 * 2 = 0.06, 0.04 * 1 = 0.04 -> running max 0.03, 0.06, 0.06
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    np.testing.assert_allclose(holm([0.5, 0.9]), [1.0, 1.0])  # capped at 1
+    out = holm([0.02, np.nan, 0.01])
+    np.testing.assert_allclose(out, [0.02, np.nan, 0.02])  # NaN is not a test: m = 2
+    assert holm([]).shape == (0,)
+
+
+def _with_t(z: np.ndarray, t: float) -> np.ndarray:
+    """Differences whose paired t statistic is exactly ``t`` (z: mean 0, sd 1)."""
+    return z + t / np.sqrt(len(z))
+
+
+def test_paired_table_marks_significance_after_the_correction():
+    rng = np.random.default_rng(0)
+    n = 200
+    z = rng.normal(size=n)
+    z = (z - z.mean()) / z.std(ddof=1)
+    base = rng.random(n)
+    diffs = {"big": _with_t(z, 10.0), "edge": _with_t(z, 2.2), "none1": z, "none2": -z}
+    a = pd.DataFrame({k: base + d for k, d in diffs.items()})
+    b = pd.DataFrame({k: base for k in diffs})
+    table = paired_table(a, b).set_index("metric")
+    assert 0.01 < table.loc["edge", "t_pvalue"] < 0.05  # significant alone...
+    assert table.loc["edge", "t_pvalue_holm"] == pytest.approx(3 * table.loc["edge", "t_pvalue"])
+    assert not table.loc["edge", "significant"]  # ...but not among four metrics
+    assert table.loc["big", "significant"]
+    assert not table.loc[["none1", "none2"], "significant"].any()
+    assert {"wilcoxon_pvalue_holm", "cohens_d"} <= set(table.columns)

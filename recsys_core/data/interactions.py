@@ -55,23 +55,47 @@ class Sequences:
         gather = offsets + np.arange(indptr[-1], dtype=np.int64)
         return Sequences(indptr, self.items[gather])
 
+    def latest(self, n: int) -> Sequences:
+        """Each row's latest ``n`` items, oldest first (vectorised gather).
+
+        This is the one truncation rule of the sequence models: training windows, scoring,
+        fold-in, attention and explanations all read a history through it (via
+        :meth:`padded` or :meth:`recsys_core.models.sequential.SequenceModel.window`), so a
+        history longer than the window is cut the same way everywhere.
+        """
+        n = int(n)
+        if n < 1:
+            raise ValueError(f"Sequences.latest: n must be at least 1, got {n}")
+        lengths = np.minimum(self.lengths, n)
+        indptr = np.zeros(self.n_rows + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        offsets = np.repeat(self.indptr[1:] - lengths - indptr[:-1], lengths)
+        return Sequences(indptr, self.items[offsets + np.arange(indptr[-1], dtype=np.int64)])
+
     def padded(self, max_len: int, pad: int) -> np.ndarray:
-        """[n_rows, max_len] matrix of the latest ``max_len`` items, right-aligned, ``pad`` before.
+        """[n_rows, max_len] int64 matrix of the latest ``max_len`` items (:meth:`latest`),
+        right-aligned, ``pad`` before.
 
         The most recent item is in the last column, which is what causal sequence models read.
         """
-        starts, ends = self.indptr[:-1, None], self.indptr[1:, None]
-        src = ends - max_len + np.arange(max_len)[None, :]
-        valid = src >= starts
-        if not len(self.items):  # every row empty (e.g. an all-masked batch): nothing to gather
-            return np.full(src.shape, pad, dtype=np.int64)
-        out = np.where(valid, self.items[np.clip(src, 0, max(len(self.items) - 1, 0))], pad)
-        return out.astype(np.int64) if len(self.items) else np.full_like(src, pad)
+        kept = self.latest(max_len)
+        lengths = kept.lengths
+        out = np.full((self.n_rows, max_len), pad, dtype=np.int64)
+        rows = np.repeat(np.arange(self.n_rows), lengths)
+        # position within the row counted from its end: the newest item goes to column L - 1
+        from_end = np.repeat(kept.indptr[1:], lengths) - np.arange(len(kept.items))
+        out[rows, max_len - from_end] = kept.items
+        return out
 
     def to_csr(self, n_items: int) -> sp.csr_matrix:
         """Binary history matrix of these sequences (duplicates collapse to 1)."""
         data = np.ones(len(self.items), dtype=np.float32)
-        m = sp.csr_matrix((data, self.items, self.indptr), shape=(self.n_rows, n_items))
+        # Copies: scipy keeps the arrays it is given, and sum_duplicates sorts the indices in
+        # place, which would reorder this (frozen) sequence's items by index and silently feed
+        # sequence models a scrambled history (the Explain page's top-10 once did).
+        m = sp.csr_matrix(
+            (data, self.items.copy(), self.indptr.copy()), shape=(self.n_rows, n_items)
+        )
         m.sum_duplicates()
         m.data[:] = 1.0
         return m

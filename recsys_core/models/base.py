@@ -12,7 +12,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,6 +39,24 @@ FORMAT_VERSION = 1
 
 class NotFittedError(RecsysError):
     """A model was used before ``fit`` (or ``load``)."""
+
+
+@runtime_checkable
+class ReadsRecentItems(Protocol):
+    """A model that reads only the latest items of a history (the sequence models).
+
+    ``history_window()`` is how many (None: the whole history). Models that read the whole
+    history (EASE; a fusion, whose per-user normalisation reads every seen item) do not
+    implement it. The explainer asks it so that its players are the items the model really
+    reads (see :meth:`recsys_core.models.sequential.SequenceModel.window`).
+    """
+
+    def history_window(self) -> int | None: ...
+
+
+def history_window(model: object) -> int | None:
+    """The latest items ``model`` reads, or None when it reads the whole history."""
+    return model.history_window() if isinstance(model, ReadsRecentItems) else None
 
 
 class Recommender(ABC):
@@ -159,8 +177,18 @@ class Recommender(ABC):
         sequences: Sequences | None = None,
         k: int = 10,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` for users given only by a history (fold-in), history items excluded."""
+        """Top-``k`` for users given only by a history (fold-in), history items excluded.
+
+        Sequence models (``uses_sequences``) need ``sequences``, the same histories in time
+        order: the CSR matrix holds no order, and guessing one ranks differently from
+        ``recommend``.
+        """
         self._check_fitted()
+        if self.uses_sequences and sequences is None:
+            raise ConfigError(
+                f"{self.name} reads histories in time order, so recommend_history needs "
+                "sequences; pass them, e.g. data.sequences.rows(users) beside data.binary[users]"
+            )
         scores = mask_items(self.score_history(history, sequences).float(), history)
         top = torch.topk(scores, min(k, self.n_items_), dim=1)
         return top.indices.cpu().numpy(), top.values.cpu().numpy()

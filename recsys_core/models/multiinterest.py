@@ -202,19 +202,13 @@ class MultiInterest(SequenceModel):
         seq = self._padded(self.history_[users], self.sequences_.rows(users))
         return self._interests(seq)[0].float().cpu().numpy()
 
-    def attention_weights(self, sequences: Sequences, max_len: int | None = None) -> np.ndarray:
+    def attention_weights(self, sequences: Sequences) -> np.ndarray:
         """[b, L] attention over the (pad-left) latest L items, mean over the K interests.
 
         Padded positions get zero weight. This is attention, not attribution.
         """
         self._check_fitted()
-        return (
-            self._interests(self._padded(None, sequences, max_len))[1]
-            .mean(dim=1)
-            .float()
-            .cpu()
-            .numpy()
-        )
+        return self._interests(self._padded(None, sequences))[1].mean(dim=1).float().cpu().numpy()
 
     def _user_vectors(self, history: sp.csr_matrix, sequences: Sequences | None) -> np.ndarray:
         """The mean of the history's interests (``user_interests`` keeps all K)."""

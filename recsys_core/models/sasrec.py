@@ -165,7 +165,7 @@ class SASRec(SequenceModel):
         with torch.no_grad():
             return (self._encode(history, sequences) @ self.net_.item_weight.T).float()
 
-    def attention_weights(self, sequences: Sequences, max_len: int | None = None) -> np.ndarray:
+    def attention_weights(self, sequences: Sequences) -> np.ndarray:
         """[b, L] attention of the last position over the (pad-left) history, last block.
 
         Averaged over heads. Column j is the j-th of the latest L items (oldest first); padded
@@ -173,7 +173,7 @@ class SASRec(SequenceModel):
         This is attention, not attribution.
         """
         self._check_fitted()
-        seq = self._padded(None, sequences, max_len)
+        seq = self._padded(None, sequences)
         self.net_.eval()
         with torch.no_grad():
             _, weights = self.net_(seq, need_weights=True)

@@ -5,6 +5,13 @@ with padding index ``n_items`` and an ``item_weight`` property), train on one wi
 per step (:mod:`recsys_core.training.sequences`) with the same balance options, and score any
 history by encoding its latest ``max_len`` items. The models only write their network, their
 loss and how a history becomes a user vector.
+
+Truncation has one rule, applied in one place: a model reads the latest ``window_length``
+(= ``max_len``) items of a time-ordered history (:meth:`SequenceModel.window`, which is
+:meth:`Sequences.latest`). Training windows are cut to that length, and ``recommend``,
+``score_history`` (fold-in), attention and the explainer (through
+:class:`recsys_core.models.base.ReadsRecentItems`) read a history through it, so a user with
+more items than the window gets the same top-k whichever path scores them.
 """
 
 from __future__ import annotations
@@ -92,7 +99,7 @@ class SequenceModel(Recommender):
         self.net_ = self._build_net().to(self.device)
         batches = WindowBatches(
             positives.sequences,
-            max_len=cfg.max_len,
+            max_len=self.window_length,
             batch_size=cfg.batch_size,
             pad=self.n_items_,
             device=self.device,
@@ -146,14 +153,26 @@ class SequenceModel(Recommender):
             target_weights=data.weights,
         )
 
-    def _padded(
-        self, history: sp.csr_matrix, sequences: Sequences | None, max_len: int | None = None
-    ) -> torch.Tensor:
-        """[b, L] latest items, pad-left, on the device."""
+    @property
+    def window_length(self) -> int:
+        """How many of the latest history items the model reads (``config.max_len``)."""
+        return int(self.config.max_len)
+
+    def history_window(self) -> int | None:
+        """:class:`~recsys_core.models.base.ReadsRecentItems`: the latest items read."""
+        return self.window_length
+
+    def window(self, sequences: Sequences) -> Sequences:
+        """The part of each history the model reads: its latest ``window_length`` items."""
+        return sequences.latest(self.window_length)
+
+    def _padded(self, history: sp.csr_matrix | None, sequences: Sequences | None) -> torch.Tensor:
+        """[b, window_length] the window of each history, pad-left, on the device."""
         if sequences is None:
-            # No time order given: fall back to the CSR order of the history (item index order)
+            # No time order given: fall back to the CSR order of the history (item index order);
+            # recommend_history refuses this for sequence models, score_history tolerates it.
             sequences = Sequences(history.indptr.astype(np.int64), history.indices.astype(np.int32))
-        seq = sequences.padded(max_len or self.config.max_len, self.n_items_)
+        seq = self.window(sequences).padded(self.window_length, self.n_items_)
         return torch.as_tensor(seq, device=self.device)
 
     def item_embeddings(self) -> np.ndarray | None:

@@ -176,15 +176,55 @@ def overlay_traces(overlay: pd.DataFrame | None, interests: np.ndarray | None = 
     return traces
 
 
-def focus_trace(table: pd.DataFrame, ids: list[str], name: str = "selected") -> go.Scattergl:
-    """A ring around the points whose raw id is in ``ids`` (a searched item, a picked user)."""
-    part = table[table["id"].isin([str(i) for i in ids])]
+#: Most titles written next to ringed points: more pile up into an unreadable heap.
+MAX_FOCUS_LABELS = 4
+
+
+def focus_trace(
+    table: pd.DataFrame,
+    ids: list[str],
+    name: str = "selected",
+    *,
+    max_labels: int = MAX_FOCUS_LABELS,
+) -> go.Scattergl:
+    """A ring around the points whose raw id is in ``ids`` (a searched item, a picked user).
+
+    Only the first ``max_labels`` of ``ids`` (the searched item, then its nearest neighbours)
+    get their title written on the map, shortened, and each on the side facing the middle of
+    the map, so labels of points near an edge are not cut off or stacked along it; every ring
+    still names its point on hover.
+    """
+    wanted = [str(i) for i in ids]
+    part = table[table["id"].isin(wanted)]
+    priority = part["id"].map({i: n for n, i in enumerate(wanted)}).to_numpy()
+    titles = part["title"].astype(str).to_numpy()
+    short = np.array([t if len(t) <= 28 else t[:27] + "…" for t in titles], dtype=object)
+    text = np.where(priority < max_labels, short, "")
     return go.Scattergl(
-        x=part["x"], y=part["y"], mode="markers+text", name=name, text=part["title"],
-        textposition="top center",
+        x=part["x"], y=part["y"], mode="markers+text", name=name, text=text,
+        textposition=label_positions(part["x"], part["y"], table["x"], table["y"]),
         marker={"symbol": "circle-open", "size": 20, "color": "#000000", "line": {"width": 3}},
-        hovertemplate="<b>%{text}</b><extra></extra>",
+        customdata=titles, hovertemplate="<b>%{customdata}</b><extra></extra>",
     )  # fmt: skip
+
+
+def label_positions(
+    x: pd.Series | np.ndarray,
+    y: pd.Series | np.ndarray,
+    all_x: pd.Series | np.ndarray,
+    all_y: pd.Series | np.ndarray,
+) -> list[str]:
+    """Plotly text positions pointing from each point towards the middle of the map.
+
+    A point in the right half gets its label on its left, one in the top half below it, so a
+    label never runs off the plot's edge (where UMAP maps put their outlying clusters).
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    mid_x = (np.nanmin(all_x) + np.nanmax(all_x)) / 2 if len(all_x) else 0.0
+    mid_y = (np.nanmin(all_y) + np.nanmax(all_y)) / 2 if len(all_y) else 0.0
+    vertical = np.where(y > mid_y, "bottom", "top")
+    horizontal = np.where(x > mid_x, "left", "right")
+    return list(np.char.add(np.char.add(vertical, " "), horizontal))
 
 
 def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
@@ -278,6 +318,7 @@ __all__ = [
     "figure_png",
     "focus_trace",
     "is_numeric",
+    "label_positions",
     "map_figure",
     "overlay_traces",
     "side_by_side_figure",

@@ -144,43 +144,76 @@ def deletion_curve(exp: Mapping[str, Any]) -> go.Figure:
     return _layout(fig, f"Deletion test (faithfulness {faith['faithfulness']:+.2f})", 360)
 
 
-def attention_heatmap(exp: Mapping[str, Any]) -> go.Figure | None:
-    """Attention (not attribution) beside attribution over the history, oldest left.
+def attention_heatmap(exp: Mapping[str, Any], max_items: int = 15) -> go.Figure | None:
+    """Attention (not attribution) beside attribution for the history items that matter most.
 
-    Each row is scaled to its largest absolute value so the two are comparable by eye; the
-    Spearman rank agreement is in the title. None when the model has no attention.
+    A long history (50 items) as one column each is an unreadable grey block, so only the
+    ``max_items`` items with the largest scaled |attribution| or attention are drawn, half
+    chosen by each (whichever has more to offer fills the rest), one row per item named by its
+    full title, oldest at the top. Each measure is scaled to its largest absolute value over the
+    whole history so the two are comparable by eye; the cells print the scaled values; the
+    Spearman rank agreement (over all items) is in the title. None when the model has no
+    attention.
     """
     attention = exp.get("attention")
     if attention is None:
         return None
-    history = [str(x) for x in exp["history"]]
+    items = [int(i) for i in exp["history"]]
     by_item = {f["items"][0]: f["attribution"] for f in exp["features"] if f["kind"] == "history"}
     names = {f["items"][0]: f["name"] for f in exp["features"] if f["kind"] == "history"}
-    attr = np.array([by_item.get(int(i), np.nan) for i in exp["history"]], dtype=np.float64)
+    attr = np.array([by_item.get(i, np.nan) for i in items], dtype=np.float64)
     att = np.array([np.nan if a is None else a for a in attention], dtype=np.float64)
-    rows = []
+    scaled = []
     for row in (att, attr):
         scale = np.nanmax(np.abs(row)) if np.isfinite(row).any() else 1.0
-        rows.append(row / (scale if scale > 0 else 1.0))
-    labels = [_short(str(names.get(int(i), i)), 24) for i in exp["history"]]
+        scaled.append(row / (scale if scale > 0 else 1.0))
+    keep = _strongest(np.abs(scaled[1]), np.abs(scaled[0]), max_items)
+    labels = [_short(str(names.get(items[j], items[j])), 48) for j in keep]
+    # disambiguate equal (cut) titles: plotly would merge rows with the same category label
+    seen: dict[str, int] = {}
+    for n, label in enumerate(labels):
+        seen[label] = seen.get(label, 0) + 1
+        labels[n] = label if seen[label] == 1 else f"{label} ({seen[label]})"
+    z = np.vstack([scaled[0][keep], scaled[1][keep]]).T  # [rows, 2]
+    text = np.where(np.isfinite(z), np.char.mod("%+.2f", np.nan_to_num(z)), "–")
+    position = np.array([[f"#{j + 1} of {len(items)}"] * 2 for j in keep])
     fig = go.Figure(
         go.Heatmap(
-            z=np.vstack(rows),
-            x=list(range(len(history))),
-            y=["attention (not attribution)", "Shapley attribution"],
+            z=z,
+            x=["attention (not attribution)", "Shapley attribution"],
+            y=labels,
             colorscale="RdBu",
             zmid=0.0,
-            customdata=np.array([labels, labels]),
-            hovertemplate="%{customdata}: %{z:.2f} (scaled)<extra>%{y}</extra>",
+            text=text,
+            texttemplate="%{text}",
+            customdata=position,
+            hovertemplate="%{y} (history %{customdata}): %{z:.2f} scaled<extra>%{x}</extra>",
+            colorbar={"title": "scaled"},
         )
     )
-    fig.update_xaxes(
-        title="history, oldest → newest", tickmode="array", tickvals=list(range(len(labels))),
-        ticktext=labels, tickangle=-45,
-    )  # fmt: skip
+    fig.update_yaxes(autorange="reversed", type="category", automargin=True)
+    fig.update_xaxes(side="top")
     rho = exp.get("attention_spearman")
     agreement = f"Spearman {rho:+.2f}" if rho is not None else "agreement n/a"
-    return _layout(fig, f"Attention vs attribution ({agreement})", 320)
+    shown = f"top {len(keep)} of {len(items)} items" if len(keep) < len(items) else "history"
+    title = f"Attention vs attribution, {shown} ({agreement})"
+    return _layout(fig, title, height=150 + 26 * len(keep))
+
+
+def _strongest(attribution: np.ndarray, attention: np.ndarray, n: int) -> np.ndarray:
+    """Indices of up to ``n`` items, half the strongest by each measure (NaN = weakest), the
+    rest filled by whichever is strongest next; returned in history (time) order."""
+    if len(attribution) <= n:
+        return np.arange(len(attribution))
+    rank_attr = np.argsort(-np.nan_to_num(attribution, nan=-1.0), kind="stable")
+    rank_att = np.argsort(-np.nan_to_num(attention, nan=-1.0), kind="stable")
+    chosen = list(dict.fromkeys([*rank_attr[: n - n // 2], *rank_att[: n // 2]]))
+    for j in (x for pair in zip(rank_attr, rank_att, strict=True) for x in pair):
+        if len(chosen) >= n:
+            break
+        if j not in chosen:
+            chosen.append(j)
+    return np.sort(np.asarray(chosen[:n], dtype=np.int64))
 
 
 __all__ = ["SIDE", "attention_heatmap", "deletion_curve", "waterfall"]
