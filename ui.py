@@ -485,3 +485,50 @@ def health_section(report: Any) -> None:
             pd.DataFrame({"value": [str(v) for v in s.values()]}, index=list(s)),
             width="stretch",
         )
+
+
+def dataset_versions(ws: Workspace, info: Any) -> None:
+    """The versions of the active dataset (what each added) and a form to append a batch.
+
+    One self-contained call at the end of the Data page (other sections of that page are
+    edited independently).
+    """
+    from recsys_core.data import versions
+
+    with st.expander("Versions: append new interactions"):
+        st.caption(
+            "Appending stores the union as a new version with its own id; earlier versions and "
+            "the runs trained on them stay exactly as they were. New users and items get the "
+            "next indices, so a finished run can be updated instead of retrained."
+        )
+        with guard("versions"):
+            st.dataframe(versions.versions_frame(ws, info.id), hide_index=True, width="stretch")
+        source = st.radio(
+            "New interactions from",
+            ["Upload a file", "A path on the server"],
+            horizontal=True,
+            key="data.append.source",
+        )
+        upload = path = None
+        if source == "Upload a file":
+            upload = st.file_uploader(
+                "File with the same columns as the dataset",
+                type=["csv", "tsv", "txt", "dat", "parquet", "pq", "zip"],
+                key="data.append.upload",
+            )
+        else:
+            path = st.text_input("File path", key="data.append.path").strip()
+        ready = bool(upload or path)
+        if st.button("Append as a new version", key="data.append.go", disabled=not ready):
+            with guard("append"), st.spinner("Reading, validating and appending…"):
+                if upload is not None:
+                    new = versions.append_bytes(ws, info.id, upload.getvalue(), upload.name)
+                else:
+                    new = versions.append_file(ws, info.id, path)
+                added = versions.version_of(new)["added"]
+                clear_dataset_caches()
+                set_active_dataset(new.id)
+                st.success(
+                    f"**{new.name}**: +{added['interactions']:,} interactions, "
+                    f"{added['new_users']:,} new users, {added['new_items']:,} new items."
+                )

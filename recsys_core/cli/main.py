@@ -15,9 +15,17 @@ from recsys_core.errors import RecsysError
 def _command_modules() -> list[ModuleType]:
     # Imported here, not at module level, so `--help` stays fast and one broken
     # command group cannot stop the others from loading.
-    from recsys_core.cli import data_cmd, embed_cmd, eval_cmd, explain_cmd, runs_cmd, sweep_cmd
+    from recsys_core.cli import (
+        data_cmd,
+        embed_cmd,
+        eval_cmd,
+        explain_cmd,
+        lifelong_cmd,
+        runs_cmd,
+        sweep_cmd,
+    )
 
-    return [data_cmd, runs_cmd, explain_cmd, eval_cmd, embed_cmd, sweep_cmd]
+    return [data_cmd, runs_cmd, explain_cmd, eval_cmd, embed_cmd, sweep_cmd, lifelong_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:
