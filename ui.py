@@ -253,10 +253,13 @@ def datasets_frame(infos: list[Any]) -> pd.DataFrame:
 
 
 def runs_frame(records: list[Any]) -> pd.DataFrame:
-    """Run records as a table: status, model, label, dataset, created, device, id."""
+    """Run records as a table: status, model, label, split, created, device, fit time, and for
+    an update run the run it updates with that run's fit time beside its own cost."""
+    fit_of = {r.id: r.fit_seconds for r in records}
     rows = []
     for r in records:
         created = r.created_at
+        parent = r.spec.parent
         rows.append(
             {
                 "status": r.status,
@@ -265,12 +268,21 @@ def runs_frame(records: list[Any]) -> pd.DataFrame:
                 "split": (r.spec.split or {}).get("protocol", ""),
                 "created": pd.to_datetime(created, unit="s") if created else pd.NaT,
                 "device": getattr(r, "device_used", None) or r.spec.device,
+                "fit": _short_seconds(r.fit_seconds),
+                "update of": parent or "",
+                "parent fit": _short_seconds(fit_of.get(parent)) if parent else "",
                 "id": r.id,
             }
         )
-    return pd.DataFrame(
-        rows, columns=["status", "model", "label", "split", "created", "device", "id"]
-    )
+    columns = ["status", "model", "label", "split", "created", "device", "fit", "update of"]
+    return pd.DataFrame(rows, columns=[*columns, "parent fit", "id"])
+
+
+def _short_seconds(seconds: float | None) -> str:
+    """Sub-10-second costs to the hundredth (an update of 0.05 s beside a 0.3 s fit)."""
+    if seconds is None:
+        return ""
+    return f"{seconds:.2f} s" if seconds < 10 else format_seconds(seconds)
 
 
 def format_seconds(seconds: float | None) -> str:

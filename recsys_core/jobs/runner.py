@@ -148,12 +148,21 @@ def execute_run(
     checkpoint("after splitting")
 
     model_cls = get_model(spec.model)
-    model = model_cls(
-        config_from_dict(model_cls.Config, spec.config),
-        device=device or spec.device,
-        seed=spec.seed,
-        balance=config_from_dict(BalanceConfig, spec.balance),
-    )
+    parent = None
+    if spec.parent is not None:
+        from recsys_core.jobs.artifacts import RunArtifacts
+        from recsys_core.updates import check_no_leak
+
+        parent = RunArtifacts(ws, spec.parent)
+        model = parent.model(device or spec.device)
+        check_no_leak(model.history_, split.test)
+    else:
+        model = model_cls(
+            config_from_dict(model_cls.Config, spec.config),
+            device=device or spec.device,
+            seed=spec.seed,
+            balance=config_from_dict(BalanceConfig, spec.balance),
+        )
     log.info("run %s: fitting %r on %d interactions", run_id, model, split.train.nnz)
     curve: list[dict[str, Any]] = []
     fit_start = time.perf_counter()
@@ -165,7 +174,19 @@ def execute_run(
         merge_event(curve, {"step": int(step), "metrics": metrics})
         progress(step, metrics)
 
-    model.fit(split.train, valid=split.valid, progress=on_progress)
+    update_info = None
+    if parent is not None:
+        from recsys_core.updates import UpdateSettings, update_model
+
+        settings = config_from_dict(UpdateSettings, spec.update)
+        model = update_model(model, split.train, settings, progress=on_progress)
+        update_info = {
+            **model.update_info_,
+            "parent": spec.parent,
+            "parent_fit_seconds": parent.metrics().get("timing", {}).get("fit_seconds"),
+        }
+    else:
+        model.fit(split.train, valid=split.valid, progress=on_progress)
     fit_seconds = time.perf_counter() - fit_start
     checkpoint("after fit")
 
@@ -215,6 +236,8 @@ def execute_run(
         "epoch_seconds": list(getattr(model, "epoch_seconds_", None) or []),
     }
     metrics["device"] = device_used
+    if update_info is not None:
+        metrics["update"] = update_info
     _write_json(tmp / "metrics.json", metrics)
     publish(tmp, run_dir, last="metrics.json")
     log.info("run %s: done, ndcg@10 = %s", run_id, report.aggregate.get("ndcg@10"))
