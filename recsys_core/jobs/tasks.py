@@ -41,7 +41,14 @@ def _umap(ws: Workspace, payload: dict[str, Any], progress: TaskProgress) -> dic
     return umap_task(ws, payload, progress)
 
 
+def _rolling(ws: Workspace, payload: dict[str, Any], progress: TaskProgress) -> dict[str, Any]:
+    from recsys_core.rolling import rolling_task  # models and torch load in the child only
+
+    return rolling_task(ws, payload, progress)
+
+
 TASKS: dict[str, TaskFn] = {
     "explain": _explain,
     "umap": _umap,
+    "rolling": _rolling,
 }
