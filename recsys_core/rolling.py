@@ -244,29 +244,30 @@ def run_rolling(
             if not len(np.unique(window.test.users)):
                 continue
             split = window_split(window)
-            shared = None  # window 1: frozen, update and retrain are the same fit
+            first = not models  # the first evaluated window: one fit serves every strategy
+            shared = None
             for strategy in spec.strategies:
                 start = time.perf_counter()
-                if window.index == 1 and strategy != "sliding":
+                if strategy == "sliding":
+                    lo = windows[max(0, window.index - 1 - spec.window_size)].start
+                    if window.index <= spec.window_size:
+                        lo = int(data.timestamps.min())
+                    recent = window.train.select(window.train.timestamps >= lo)
+                    model, seconds = fit(recent)
+                elif first:
                     if shared is None:
                         shared = fit(window.train)
                     model, seconds = shared
                 elif strategy == "frozen":
                     model, seconds = models[strategy], 0.0
                 elif strategy == "update":
-                    # a copy: iALS updates in place, and window 1's model is shared by all
+                    # a copy: iALS updates in place, and the first model is shared by all
                     previous = copy.deepcopy(models[strategy])
                     start = time.perf_counter()
                     model = update_model(previous, window.train, settings)
                     seconds = time.perf_counter() - start
-                elif strategy == "retrain":
-                    model, seconds = fit(window.train)
                 else:
-                    lo = windows[max(0, window.index - 1 - spec.window_size)].start
-                    if window.index <= spec.window_size:
-                        lo = int(data.timestamps.min())
-                    recent = window.train.select(window.train.timestamps >= lo)
-                    model, seconds = fit(recent)
+                    model, seconds = fit(window.train)
                 models[strategy] = model
                 trained = model.history_.nnz
                 eval_start = time.perf_counter()

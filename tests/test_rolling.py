@@ -146,3 +146,32 @@ def test_task_and_cli_store_results(workspace, drifting, capsys):
     rows = json.loads(capsys.readouterr().out)["rows"]
     assert {r["strategy"] for r in rows} == {"frozen", "update"}
     assert len(rolling.list_results(workspace, info.id)) == 2
+
+
+def test_timeline_figure_marks_flips():
+    from recsys_core.viz.timeline import summary_table, timeline_figure
+
+    rows = [
+        {
+            "model": m,
+            "strategy": s,
+            "window": w,
+            "start": 1_500_000_000 + w * DAY,
+            "ndcg@10": v + (0.01 if s == "retrain" else 0),
+            "ndcg@10_lo": v - 0.02,
+            "ndcg@10_hi": v + 0.02,
+            "train_seconds": 0.5 * w,
+            "cold_item_share": 0.1,
+        }
+        for m, values in (("ease", [0.3, 0.1, 0.2]), ("ials", [0.2, 0.2, 0.1]))
+        for s in ("frozen", "retrain")
+        for w, v in zip((1, 2, 3), values, strict=True)
+    ]
+    results = pd.DataFrame(rows)
+    fig = timeline_figure(results)
+    names = [t.name for t in fig.data]
+    assert "ranking flips" in names and "ease · retrain" in names
+    flips = next(t for t in fig.data if t.name == "ranking flips")
+    assert len(flips.x) == 2 and "ials overtakes ease" in flips.hovertext[0]
+    table = summary_table(results)
+    assert len(table) == 4 and table["training s"].iloc[0] == pytest.approx(3.0)
