@@ -30,6 +30,7 @@ PAGES = {
         st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
         st.Page("pages/balance.py", title="Balance", icon=":material/balance:"),
         st.Page("pages/tune.py", title="Tune", icon=":material/tune:"),
+        st.Page("pages/timeline.py", title="Timeline", icon=":material/timeline:"),
         # Embeddings, Explain and Balance pages: their owners add one st.Page line each here.
     ],
 }

@@ -154,3 +154,6 @@ with st.expander("Rename or delete"):
             ui.clear_dataset_caches()
             st.session_state.pop("data.delete.sure", None)
             st.rerun()
+
+# ----- versions (append new interactions) ----------------------------------------------------
+ui.dataset_versions(ws, info)

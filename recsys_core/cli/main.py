@@ -20,12 +20,15 @@ def _command_modules() -> list[ModuleType]:
         embed_cmd,
         eval_cmd,
         explain_cmd,
+        lifelong_cmd,
         runs_cmd,
         sweep_cmd,
         tune_cmd,
     )
 
-    return [data_cmd, runs_cmd, explain_cmd, eval_cmd, embed_cmd, sweep_cmd, tune_cmd]
+    return [
+        data_cmd, runs_cmd, explain_cmd, eval_cmd, embed_cmd, sweep_cmd, tune_cmd, lifelong_cmd
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:

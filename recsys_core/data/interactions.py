@@ -262,6 +262,8 @@ class Interactions:
         *,
         item_table: pd.DataFrame | None = None,
         user_table: pd.DataFrame | None = None,
+        user_ids: np.ndarray | None = None,
+        item_ids: np.ndarray | None = None,
     ) -> Interactions:
         """Encode a clean frame with canonical columns (``user``, ``item``[, ``value``,
         ``timestamp``, ``event``, ``split``]). Validation belongs to the importer; this only
@@ -269,9 +271,11 @@ class Interactions:
 
         ``item_table`` / ``user_table`` are indexed by raw id; rows for ids that have no
         interaction are dropped here (the importer reports them before calling this).
+        ``user_ids`` / ``item_ids`` fix the vocabularies (a dataset version keeps its parent's
+        indices); by default the ids are sorted.
         """
-        user_codes, user_ids = pd.factorize(frame[USER], sort=True)
-        item_codes, item_ids = pd.factorize(frame[ITEM], sort=True)
+        user_codes, user_ids = _encode(frame[USER], user_ids, "user")
+        item_codes, item_ids = _encode(frame[ITEM], item_ids, "item")
         values = (
             frame[VALUE].to_numpy(dtype=np.float32)
             if VALUE in frame
@@ -301,6 +305,19 @@ class Interactions:
             item_table=_align(item_table, item_ids),
             user_table=_align(user_table, user_ids),
         )
+
+
+def _encode(column: pd.Series, vocab: np.ndarray | None, what: str) -> tuple[np.ndarray, object]:
+    if vocab is None:
+        return pd.factorize(column, sort=True)
+    codes = pd.Index(vocab).get_indexer(column)
+    if (codes < 0).any():
+        raise NotFoundError(
+            f"{int((codes < 0).sum())} {what} ids of the interactions are missing from the "
+            f"stored vocabulary (e.g. {column[codes < 0].iloc[0]!r}); the dataset files are "
+            "inconsistent: delete this version and append the batch again"
+        )
+    return codes, vocab
 
 
 def _align(table: pd.DataFrame | None, ids: np.ndarray) -> pd.DataFrame | None:

@@ -51,6 +51,10 @@ INTERACTIONS_FILE = "interactions.parquet"
 ITEMS_FILE = "items.parquet"
 USERS_FILE = "users.parquet"
 META_FILE = "meta.json"
+#: Id vocabularies of an appended version (recsys_core.data.versions): the parent's ids first,
+#: so indices stay valid across versions. A plain import has none (ids are sorted).
+USER_VOCAB_FILE = "vocab_users.parquet"
+ITEM_VOCAB_FILE = "vocab_items.parquet"
 SAMPLE_NAME = "movielens-small"
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data" / "ml-latest-small"
 #: Demo defaults of the bundled sample: items with fewer than 5 ratings are dropped (iterated
@@ -204,7 +208,10 @@ def import_frames(
     ).hexdigest()
     if (existing := _find_hash(ws, digest)) is not None:
         return existing
-    raw = RawData(interactions.copy(), items, users, "frames", [], header_lines=0, source=source)
+    # A filtered frame keeps its old index; the importer builds columns on a fresh RangeIndex,
+    # so the index is reset first (otherwise rows past the new length read as missing ids).
+    frame = interactions.reset_index(drop=True)
+    raw = RawData(frame, items, users, "frames", [], header_lines=0, source=source)
     result = build(raw, options)
     return _store(ws, result, name, source, digest, options, name)
 
@@ -297,7 +304,13 @@ def load_dataset(ws: Workspace, ref: str) -> Interactions:
         _cache.move_to_end(key)
         return _cache[key]
     frame, items, users = load_frames(ws, info.id)
-    data = Interactions.from_frame(frame, item_table=items, user_table=users)
+    user_vocab, item_vocab = (
+        pd.read_parquet(folder / f)["id"].to_numpy() if (folder / f).exists() else None
+        for f in (USER_VOCAB_FILE, ITEM_VOCAB_FILE)
+    )
+    data = Interactions.from_frame(
+        frame, item_table=items, user_table=users, user_ids=user_vocab, item_ids=item_vocab
+    )
     _cache[key] = data
     while len(_cache) > _CACHE_SIZE:
         _cache.popitem(last=False)

@@ -81,6 +81,7 @@ def normalise_spec(ws: Workspace, spec: RunSpec | dict[str, Any]) -> RunSpec:
     if isinstance(spec.seed, bool) or not isinstance(spec.seed, numbers.Integral) or spec.seed < 0:
         raise ConfigError(f"seed: expected a non-negative integer, got {spec.seed!r}")
     changed = balance.changed()
+    update = _check_parent(ws, spec, model_cls.name, dataset.id)
     return RunSpec(
         dataset=dataset.id,
         model=model_cls.name,
@@ -91,7 +92,39 @@ def normalise_spec(ws: Workspace, spec: RunSpec | dict[str, Any]) -> RunSpec:
         seed=int(spec.seed),
         group=spec.group,
         label=spec.label,
+        parent=spec.parent,
+        update=update,
     )
+
+
+def _check_parent(ws: Workspace, spec: RunSpec, model: str, dataset_id: str) -> dict[str, Any]:
+    """An update run's parent must be a finished run of the same model on an earlier version
+    of the same dataset; returns the update settings completed with defaults."""
+    from recsys_core.data.store import get_dataset
+    from recsys_core.data.versions import version_of
+    from recsys_core.updates import UpdateSettings
+
+    if spec.parent is None:
+        if spec.update:
+            raise ConfigError("update: settings were given without a parent run to update")
+        return {}
+    parent = get_run(ws, spec.parent)
+    if parent.status != "done" or parent.spec.model != model:
+        raise ConfigError(
+            f"parent run {spec.parent} is a {parent.status} {parent.spec.model!r} run; an update "
+            f"needs a finished run of the same model ({model!r})"
+        )
+    lineage, ref = [], dataset_id
+    while ref:  # walk the version chain back to its root
+        lineage.append(ref)
+        ref = version_of(get_dataset(ws, ref))["parent"]
+    if parent.spec.dataset not in lineage:
+        raise ConfigError(
+            f"run {spec.parent} was trained on dataset {parent.spec.dataset}, which is not an "
+            f"earlier version of {dataset_id}; append the new data to that dataset "
+            "(python -m recsys_core append) and update with the new version"
+        )
+    return config_to_dict(config_from_dict(UpdateSettings, spec.update))
 
 
 def submit(ws: Workspace, spec: RunSpec | dict[str, Any]) -> str:

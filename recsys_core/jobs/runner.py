@@ -150,12 +150,21 @@ def execute_run(
     checkpoint("after splitting")
 
     model_cls = get_model(spec.model)
-    model = model_cls(
-        config_from_dict(model_cls.Config, spec.config),
-        device=device or spec.device,
-        seed=spec.seed,
-        balance=config_from_dict(BalanceConfig, spec.balance),
-    )
+    parent = None
+    if spec.parent is not None:
+        from recsys_core.jobs.artifacts import RunArtifacts
+        from recsys_core.updates import check_no_leak
+
+        parent = RunArtifacts(ws, spec.parent)
+        model = parent.model(device or spec.device)
+        check_no_leak(model.history_, split.test)
+    else:
+        model = model_cls(
+            config_from_dict(model_cls.Config, spec.config),
+            device=device or spec.device,
+            seed=spec.seed,
+            balance=config_from_dict(BalanceConfig, spec.balance),
+        )
     run_dir = ws.runs_dir / run_id
     n_users, n_items = split.train.n_users, split.train.n_items
     peak = state = None
@@ -175,9 +184,22 @@ def execute_run(
         merge_event(curve, {"step": int(step), "metrics": metrics})
         progress(step, metrics)
 
-    what = f"fitting {spec.model} on {n_users:,} users x {n_items:,} items"
+    update_info = None
+    verb = "fitting" if parent is None else "updating"
+    what = f"{verb} {spec.model} on {n_users:,} users x {n_items:,} items"
     with memory_guard(what, model.device, needs=peak):
-        model.fit(split.train, valid=split.valid, progress=on_progress)
+        if parent is not None:
+            from recsys_core.updates import UpdateSettings, update_model
+
+            settings = config_from_dict(UpdateSettings, spec.update)
+            model = update_model(model, split.train, settings, progress=on_progress)
+            update_info = {
+                **model.update_info_,
+                "parent": spec.parent,
+                "parent_fit_seconds": parent.metrics().get("timing", {}).get("fit_seconds"),
+            }
+        else:
+            model.fit(split.train, valid=split.valid, progress=on_progress)
     fit_seconds = time.perf_counter() - fit_start
     checkpoint("after fit")
 
@@ -237,6 +259,8 @@ def execute_run(
     }
     metrics["device"] = device_used
     metrics["validation"] = validation
+    if update_info is not None:
+        metrics["update"] = update_info
     _write_json(tmp / "metrics.json", metrics)
     publish(tmp, run_dir, last="metrics.json")
     log.info("run %s: done, ndcg@10 = %s", run_id, report.aggregate.get("ndcg@10"))

@@ -42,6 +42,9 @@ class RunSpec:
     seed : the model's seed.
     group : a sweep's name, to list its runs together.
     label : a free-text name shown next to the run id.
+    parent : for an *update run*, the finished run whose model is updated with this run's
+        dataset (a later version of the parent's) instead of trained from scratch.
+    update : the update's settings (``UpdateSettings`` fields; only with ``parent``).
     """
 
     dataset: str
@@ -53,6 +56,8 @@ class RunSpec:
     seed: int = 0
     group: str | None = None
     label: str | None = None
+    parent: str | None = None
+    update: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples in configs become lists)."""

@@ -45,10 +45,15 @@ def _study(ws: Workspace, payload: dict[str, Any], progress: TaskProgress) -> di
     from recsys_core.studies import study_task  # optuna loads in the child only
 
     return study_task(ws, payload, progress)
+def _rolling(ws: Workspace, payload: dict[str, Any], progress: TaskProgress) -> dict[str, Any]:
+    from recsys_core.rolling import rolling_task  # models and torch load in the child only
+
+    return rolling_task(ws, payload, progress)
 
 
 TASKS: dict[str, TaskFn] = {
     "explain": _explain,
     "umap": _umap,
     "study": _study,
+    "rolling": _rolling,
 }

@@ -76,6 +76,12 @@ class Recommender(ABC):
     uses_sequences: ClassVar[bool] = False
     #: Names of the ``BalanceConfig`` options this model honours (see ``recsys_core.balance``).
     honours_balance: ClassVar[frozenset[str]] = frozenset()
+    #: How :func:`recsys_core.updates.update_model` folds new interactions into a fitted model:
+    #: ``"refit"`` (recompute from the updated matrix: closed-form and count models, fast),
+    #: ``"partial_als"`` (iALS: re-solve touched users and items only), ``"warm_start"`` (torch:
+    #: grow the embedding tables, fine-tune a few epochs with replay), ``"encode"`` (content:
+    #: new items encoded from their side features, no training).
+    update_strategy: ClassVar[str] = "refit"
 
     def __init__(
         self,
@@ -112,6 +118,10 @@ class Recommender(ABC):
         self.sequences_ = train.sequences if self.uses_sequences else None
         self._fit(train, valid, progress or _no_progress)
         return self
+
+    def after_update(self, train: Interactions) -> None:  # noqa: B027 - optional hook
+        """Refresh derived state after a warm-start update fine-tuned on a subset of ``train``
+        (``history_`` already holds all of ``train``); most models derive nothing."""
 
     @abstractmethod
     def _fit(self, train: Interactions, valid: Interactions | None, progress: ProgressFn) -> None:

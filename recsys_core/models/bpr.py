@@ -90,6 +90,7 @@ class BPR(Recommender):
     """BPR-MF (Rendle et al. 2009) on the shared trainer."""
 
     name = "bpr"
+    update_strategy = "warm_start"
     family = "cf"
     Config = BPRConfig
     honours_balance = PAIRWISE_BALANCE

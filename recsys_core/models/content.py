@@ -91,6 +91,7 @@ class ContentBased(Recommender):
     """
 
     name = "content"
+    update_strategy = "encode"  # a refit only encodes items from side features
     family = "content"
     Config = ContentConfig
 

@@ -108,6 +108,7 @@ class IALS(Recommender):
     """
 
     name = "ials"
+    update_strategy = "partial_als"
     family = "cf"
     Config = IALSConfig
     honours_balance = frozenset({"ips_beta", "neg_sampler"})
@@ -133,16 +134,7 @@ class IALS(Recommender):
         cfg = self.config
         dev = self.device
         x = self.history_  # binary CSR [U, I]
-        pop = np.maximum(train.item_popularity.astype(np.float64), 1.0)
-        if self.balance.neg_sampler == "popularity":
-            weights = _unit_mean(pop**self.balance.neg_alpha)
-            self.unobserved_w_ = torch.as_tensor(weights, device=dev)
-        else:
-            self.unobserved_w_ = torch.ones(train.n_items, device=dev)
-        scale = pop ** (-self.balance.ips_beta)
-        # mean 1 over the training positives keeps alpha's meaning when IPS is switched on
-        pos_mean = (scale * train.item_popularity).sum() / max(train.item_popularity.sum(), 1)
-        self.pos_scale_ = torch.as_tensor(scale / pos_mean, dtype=torch.float32, device=dev)
+        self._set_weights(train)
 
         gen = torch.Generator().manual_seed(self.seed)
         d = cfg.factors
@@ -177,20 +169,86 @@ class IALS(Recommender):
                 metrics["valid_ndcg@10"] = validation_ndcg(self, train, valid, k=10)
             progress(it, metrics)
 
+    def _set_weights(self, train: Interactions) -> None:
+        """Unobserved-entry weights w_i and positive scales s_i from ``train``'s popularity."""
+        dev = self.device
+        pop = np.maximum(train.item_popularity.astype(np.float64), 1.0)
+        if self.balance.neg_sampler == "popularity":
+            weights = _unit_mean(pop**self.balance.neg_alpha)
+            self.unobserved_w_ = torch.as_tensor(weights, device=dev)
+        else:
+            self.unobserved_w_ = torch.ones(train.n_items, device=dev)
+        scale = pop ** (-self.balance.ips_beta)
+        # mean 1 over the training positives keeps alpha's meaning when IPS is switched on
+        pos_mean = (scale * train.item_popularity).sum() / max(train.item_popularity.sum(), 1)
+        self.pos_scale_ = torch.as_tensor(scale / pos_mean, dtype=torch.float32, device=dev)
+
+    def partial_update(
+        self, train: Interactions, *, sweeps: int = 2, progress: ProgressFn | None = None
+    ) -> IALS:
+        """Fold the new interactions of ``train`` in without a full refit; returns ``self``.
+
+        As implicit's ``partial_fit_users`` / ``partial_fit_items``: rows are added for new
+        users and items (initialised as in ``fit``), then ``sweeps`` alternating exact solves
+        restricted to the *touched* users (whose rows changed) and touched items, ending with
+        the users. Every other factor stays as it was, so the cost grows with the size of the
+        batch, not of the dataset. ``train`` must extend the fitted data's vocabularies (a
+        later version of its dataset: :mod:`recsys_core.data.versions`).
+        """
+        self._check_fitted()
+        if train.n_users < self.n_users_ or train.n_items < self.n_items_:
+            raise ConfigError(
+                f"ials update: the new data has {train.n_users} users / {train.n_items} items, "
+                f"fewer than the fitted {self.n_users_} / {self.n_items_}; update with a later "
+                "version of the same dataset"
+            )
+        cfg, dev = self.config, self.device
+        new = train.binary.tocsr()
+        old = sp.csr_matrix(self.history_, dtype=np.float32, copy=True)
+        old.resize(new.shape)  # new users and items are empty rows / columns of the old data
+        changed = (new != old).tocoo()
+        users = np.union1d(changed.row, np.arange(self.n_users_, train.n_users))
+        items = np.union1d(changed.col, np.arange(self.n_items_, train.n_items))
+        gen = torch.Generator().manual_seed(self.seed + 1)
+        grow_u = torch.randn(train.n_users - self.n_users_, cfg.factors, generator=gen)
+        grow_i = torch.randn(train.n_items - self.n_items_, cfg.factors, generator=gen)
+        self.user_factors_ = torch.cat([self.user_factors_, (grow_u * cfg.init_std).to(dev)])
+        self.item_factors_ = torch.cat([self.item_factors_, (grow_i * cfg.init_std).to(dev)])
+        self.n_users_, self.n_items_, self.history_ = train.n_users, train.n_items, new
+        self._set_weights(train)
+        w, s = self.unobserved_w_, self.pos_scale_
+        u_idx = torch.as_tensor(users, device=dev)
+        i_idx = torch.as_tensor(items, device=dev)
+        ui = _SideData(new[users], s, w, cfg.alpha, dev, by_item=False)
+        iu = _SideData(new.T.tocsr()[items], s[i_idx], w[i_idx], cfg.alpha, dev, by_item=True)
+        for sweep in range(1, sweeps + 1):
+            self.user_factors_[u_idx] = self._solve(ui, self.item_factors_, None, None)
+            self.item_factors_[i_idx] = self._solve(
+                iu, self.user_factors_, None, None, w=w[i_idx]
+            )
+            if progress is not None:
+                progress(sweep, {"epoch": float(sweep), "epochs_total": float(sweeps)})
+        self.user_factors_[u_idx] = self._solve(ui, self.item_factors_, None, None)
+        self.touched_ = {"users": int(len(users)), "items": int(len(items))}
+        return self
+
     def _solve(
         self,
         side: _SideData,
         fixed: torch.Tensor,
         current: torch.Tensor | None,
         work: _Workspace | None,
+        w: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Least-squares factors of every row of ``side`` given the ``fixed`` factors.
 
         With a workspace: ``cg_steps`` CG steps warm-started at ``current``, which is updated in
-        place; without (``current`` may then be None): the exact batched solve.
+        place; without (``current`` may then be None): the exact batched solve. ``w``: the
+        unobserved weights of ``side``'s rows when it holds a subset of the items (partial
+        updates); default: every item's.
         """
         cfg = self.config
-        w = self.unobserved_w_
+        w = self.unobserved_w_ if w is None else w
         uniform = self.balance.neg_sampler == "uniform"  # every w_i = 1
         if side.by_item:
             # item i: w_i X^T X (its unobserved weight is the same for every user)

@@ -113,6 +113,7 @@ class LightGCN(Recommender):
     """LightGCN (He et al. 2020) on the shared trainer."""
 
     name = "lightgcn"
+    update_strategy = "warm_start"
     family = "deep"
     Config = LightGCNConfig
     honours_balance = PAIRWISE_BALANCE

@@ -104,6 +104,7 @@ class MultVAE(Recommender):
     """Mult-VAE (Liang et al. 2018) on the shared trainer."""
 
     name = "multvae"
+    update_strategy = "warm_start"
     family = "deep"
     Config = MultVAEConfig
     honours_balance = frozenset({"ips_beta", "resample", "user_cap", "positive_threshold"})

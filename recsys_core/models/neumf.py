@@ -131,6 +131,7 @@ class NeuMF(Recommender):
     """NeuMF (He et al. 2017) on the shared trainer."""
 
     name = "neumf"
+    update_strategy = "warm_start"
     family = "deep"
     Config = NeuMFConfig
     honours_balance = frozenset(

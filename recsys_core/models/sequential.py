@@ -77,6 +77,7 @@ class SequenceModel(Recommender):
     """Base of the sequence models: training inputs, padding, embeddings, persistence."""
 
     uses_sequences = True
+    update_strategy = "warm_start"  # histories extended; new items' rows appended, fine-tuned
     honours_balance = frozenset({"ips_beta", "positive_threshold", "neg_sampler", "n_negatives"})
 
     @abstractmethod

@@ -192,6 +192,7 @@ class TwoTower(Recommender):
     """Two-tower model with side features, in-batch softmax and logQ correction."""
 
     name = "twotower"
+    update_strategy = "warm_start"
     family = "hybrid"
     Config = TwoTowerConfig
     honours_balance = frozenset({"ips_beta", "positive_threshold", "neg_sampler", "n_negatives"})
@@ -355,6 +356,13 @@ class TwoTower(Recommender):
             before_eval=self._refresh_items,
             n_batches=-(-n // cfg.batch_size),
         )
+        self._refresh_items()
+
+    def after_update(self, train: Interactions) -> None:
+        """After a warm-start update: every item with a positive in the whole of ``train`` is
+        a trained item (the fine-tuning subset alone would mark old items cold)."""
+        positives, _ = split_by_threshold(train, self.balance.positive_threshold)
+        self.trained_items_ = torch.as_tensor(positives.item_popularity > 0, device=self.device)
         self._refresh_items()
 
     def _refresh_items(self) -> None:

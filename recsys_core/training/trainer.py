@@ -201,6 +201,11 @@ def train_loop(
     DataError : when the loss becomes NaN or infinite (the message suggests a lower lr).
     """
     device = model.device
+    # An update (recsys_core.updates) parks the previous run's weights here: they are copied
+    # into the freshly built module, grown to the new vocabularies, before the first step.
+    warm = getattr(model, "warm_start_", None)
+    if warm is not None:
+        warm.apply(model, module)
     optimizer = make_optimizer(module.parameters(), config)
     params = [p for p in module.parameters() if p.requires_grad]
     do_valid = _has_rows(valid)
