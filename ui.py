@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -73,15 +73,18 @@ def set_url(**values: Any) -> None:
             st.query_params[name] = str(value)
 
 
-def restore_from_url(key: str, name: str, options: Iterable[Any]) -> None:
+def restore_from_url(
+    key: str, name: str, options: Iterable[Any], to_text: Callable[[Any], str] = str
+) -> None:
     """Preset widget ``key`` from ``?name=`` once per session, when the value is one of
-    ``options`` (compared as text; the option itself is stored)."""
+    ``options`` (compared as ``to_text(option)``, e.g. an item index's raw id; the option
+    itself is stored)."""
     wanted = url_value(name)
     if wanted is None or st.session_state.get(f"url.restored.{key}"):
         return
     st.session_state[f"url.restored.{key}"] = True
     for option in options:
-        if str(option) == wanted:
+        if to_text(option) == wanted:
             st.session_state[key] = option
             return
 
