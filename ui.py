@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -337,6 +338,22 @@ def _run_metric(root: str, run_id: str) -> float | None:
     except (OSError, ValueError, RecsysError):  # a run folder removed by hand: leave it empty
         return None
     return float(value) if value is not None else None
+
+
+#: Phrases in model docstrings written for developers, and what the analyst reads instead.
+_DEVELOPER_PHRASES = (
+    (re.compile(r"\s*\((?:see )?(?:the )?module docstring\)"), ""),
+    (re.compile(r"\s*on the shared trainer"), ", trained in epochs with early stopping"),
+)
+
+
+def model_summary(cls: type) -> str:
+    """The first line of a model's docstring, minus pointers meant for developers (to the
+    module's docstring, to the shared trainer)."""
+    text = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+    for pattern, replacement in _DEVELOPER_PHRASES:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def format_seconds(seconds: float | None) -> str:

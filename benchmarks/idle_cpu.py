@@ -39,10 +39,11 @@ def _free_port() -> int:
 def _prepare(app_dir: Path, workspace: Path, model: str) -> None:
     """Sample dataset plus one finished run, made by the checkout's own code."""
     code = (
+        "from pathlib import Path\n"
         "from recsys_core.workspace import Workspace\n"
         "from recsys_core.data.store import import_sample\n"
         "from recsys_core.jobs import api\n"
-        f"ws = Workspace({str(workspace)!r}).ensure()\n"
+        f"ws = Workspace(Path({str(workspace)!r})).ensure()\n"
         "info = import_sample(ws)\n"
         f"run = api.submit(ws, {{'dataset': info.id, 'model': {model!r}}})\n"
         "print(api.run_inline(ws, run).status)\n"

@@ -66,7 +66,7 @@ balances: dict[str, dict] = {}
 for key, tab in zip(chosen, st.tabs(chosen) if chosen else [], strict=True):
     cls = MODELS[key]
     with tab:
-        st.caption(f"{cls.family} model · {(cls.__doc__ or '').strip().splitlines()[0]}")
+        st.caption(f"{cls.family} model · {ui.model_summary(cls)}")
         configs[key] = ui.config_form(cls.Config, f"train.cfg.{key}")
         honours = set(cls.honours_balance)
         honoured = honours | {d for d, parent in DEPENDENT.items() if parent in honours}

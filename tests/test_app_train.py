@@ -232,3 +232,19 @@ def test_running_card_shows_the_early_stop_range_and_no_blank_curves(synthetic_w
     wanted = ("up to 30 min", "early stop expected near epoch 20")
     assert any(all(w in t for w in wanted) for t in texts), texts
     assert len(at.get("plotly_chart")) == 1  # the BPR curves only; no blank box for EASE
+
+
+def test_texts_speak_to_the_analyst_not_the_developer(synthetic_ws):
+    from recsys_core.models import MODELS
+
+    at = _train_page()
+    at.multiselect(key="train.models").set_value(sorted(MODELS)).run()
+    assert not at.exception
+    shown = [c.value for c in at.caption] + [m.value for m in at.markdown]
+    for phrase in ("docstring", "shared trainer"):
+        assert not [t for t in shown if phrase in t], phrase
+    # Messages in the page sources: no package names or code pointers for the analyst to decode.
+    root = Path(APP).parent
+    for source in [root / "app.py", root / "ui.py", *sorted((root / "pages").glob("*.py"))]:
+        text = source.read_text()
+        assert "needs the kaleido package" not in text and "(see module docstring)" not in text
