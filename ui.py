@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -377,12 +378,22 @@ def _int_bound(value: float | None, up: bool) -> int | None:
     return int(math.ceil(value)) if up else int(math.floor(value))
 
 
-def field_widget(spec: FieldSpec, key: str, *, default: Any = None, disabled: bool = False) -> Any:
+def field_widget(
+    spec: FieldSpec,
+    key: str,
+    *,
+    default: Any = None,
+    disabled: bool = False,
+    label: str | None = None,
+) -> Any:
     """One widget for one config field: selectbox for choices, checkbox for bool, bounded
     number_input for numbers, text for the rest. Returns the raw value (validated by the config
-    class when it is built)."""
+    class when it is built). ``label`` replaces the field name as the widget's label."""
     value = spec.default if default is None else default
     help_text = spec.help + (f" (default {spec.default!r})" if spec.default is not None else "")
+    if label is not None:
+        help_text += f" · field `{spec.name}`"  # what the CLI and the run's config call it
+        spec = replace(spec, name=label)
     if spec.choices is not None:
         options = list(spec.choices)
         index = options.index(value) if value in options else 0
@@ -445,12 +456,14 @@ def config_form(
     columns: int = 3,
     defaults: Mapping[str, Any] | None = None,
     exclude: tuple[str, ...] = (),
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Widgets for every field of config dataclass ``cls``; returns ``{field: raw value}``.
 
     Only values that differ from the declared default are returned, so the stored config stays
     small and a default changed in code reaches old forms. Fields not in ``enabled`` (when
-    given) are shown disabled at their default.
+    given) are shown disabled at their default. ``labels`` maps field names to the words the
+    analyst reads (the field name stays in the help).
     """
     specs = [spec for spec in describe(cls) if spec.name not in exclude]
     if not specs:
@@ -466,6 +479,7 @@ def config_form(
                 f"{key}.{spec.name}",
                 default=(defaults or {}).get(spec.name),
                 disabled=disabled,
+                label=(labels or {}).get(spec.name),
             )
         default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
         if not disabled and raw != default:

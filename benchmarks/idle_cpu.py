@@ -108,7 +108,11 @@ def measure(app_dir: Path, seconds: float, settle: float, model: str) -> dict[st
                 browser.close()
         finally:
             server.terminate()
-            server.wait(timeout=15)
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=5)
     return results
 
 

@@ -13,7 +13,10 @@ from recsys_core.jobs import api
 from recsys_core.jobs.spec import ACTIVE, TERMINAL, RunSpec
 from recsys_core.models import MODELS
 from recsys_core.split import PROTOCOL_FIELDS, SPLITS, SplitSpec
+from recsys_core.viz.balance import OPTION_NAMES, option_label
 from recsys_core.viz.runs import has_curves, training_curves
+
+BALANCE_LABELS = {name: option_label(name) for name in OPTION_NAMES}
 
 st.title("Train")
 st.markdown(
@@ -76,7 +79,11 @@ for key, tab in zip(chosen, st.tabs(chosen) if chosen else [], strict=True):
                 "honours can be changed."
             )
             balances[key] = ui.config_form(
-                BalanceConfig, f"train.bal.{key}", enabled=honoured, columns=2
+                BalanceConfig,
+                f"train.bal.{key}",
+                enabled=honoured,
+                columns=2,
+                labels=BALANCE_LABELS,  # the same names as on the Balance page
             )
 
 # ----- runtime --------------------------------------------------------------------------------
