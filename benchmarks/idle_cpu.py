@@ -104,6 +104,7 @@ def measure(app_dir: Path, seconds: float, settle: float, model: str) -> dict[st
                     process.cpu_percent(None)
                     time.sleep(seconds)
                     results[name or "home"] = process.cpu_percent(None)
+                    print(f"  {name or 'home':<11} {results[name or 'home']:5.1f} %", flush=True)
                     page.close()
                 browser.close()
         finally:
