@@ -9,8 +9,10 @@ runs.
     .venv/bin/python benchmarks/idle_cpu.py                 # this checkout
     .venv/bin/python benchmarks/idle_cpu.py --app-dir /tmp/old --seconds 20
 
-``--app-dir`` measures another checkout (e.g. ``git archive <commit> | tar -x -C /tmp/old``)
-with this interpreter, for a before/after comparison.
+A page that computes on first open (Explain's explanation, Embeddings' map) is busy for a
+while: give it a longer ``--settle`` (e.g. ``--pages explain,embeddings --settle 120``) to
+measure it idle. ``--app-dir`` measures another checkout with this interpreter, e.g.
+``git archive <commit> | tar -x -C /tmp/old``, for a before/after comparison.
 """
 
 from __future__ import annotations
@@ -64,7 +66,9 @@ def _wait_http(url: str, timeout: float = 120) -> None:
     raise TimeoutError(f"no answer from {url} within {timeout} s")
 
 
-def measure(app_dir: Path, seconds: float, settle: float, model: str) -> dict[str, float]:
+def measure(
+    app_dir: Path, seconds: float, settle: float, model: str, pages: tuple[str, ...] = PAGES
+) -> dict[str, float]:
     """``{page: % of one core}`` for the server with one idle tab on that page."""
     import psutil
     from playwright.sync_api import sync_playwright
@@ -96,7 +100,7 @@ def measure(app_dir: Path, seconds: float, settle: float, model: str) -> dict[st
                 browser = playwright.chromium.launch(
                     executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
                 )
-                for name in PAGES:
+                for name in pages:
                     page = browser.new_page(viewport={"width": 1280, "height": 860})
                     page.goto(f"{url}/{name}", wait_until="domcontentloaded")
                     page.get_by_role("heading", level=1).first.wait_for(timeout=180_000)
@@ -123,8 +127,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="sampling window per page")
     parser.add_argument("--settle", type=float, default=8.0, help="wait after the page loads")
     parser.add_argument("--model", default="itemknn", help="the finished run's model")
+    parser.add_argument(
+        "--pages", default=",".join(p or "home" for p in PAGES), help="comma-separated pages"
+    )
     args = parser.parse_args()
-    results = measure(args.app_dir.resolve(), args.seconds, args.settle, args.model)
+    pages = tuple("" if p == "home" else p for p in args.pages.split(","))
+    results = measure(args.app_dir.resolve(), args.seconds, args.settle, args.model, pages)
     print(f"server CPU, one idle tab, {args.seconds:.0f} s per page ({args.app_dir}):")
     for name, percent in results.items():
         print(f"  {name:<11} {percent:5.1f} % of a core")
