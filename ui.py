@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +44,51 @@ STATUS_ICONS = {
 
 
 def init_session() -> None:
-    """Session defaults: the workspace from ``$RECSYS_EXPLORER_HOME`` (or ./workspace)."""
+    """Session defaults: the workspace from ``$RECSYS_EXPLORER_HOME`` (or ./workspace); the
+    active dataset and run from the URL when a reload, bookmark or shared link carries them."""
     st.session_state.setdefault(KEY_WORKSPACE, str(Workspace.default().root))
-    st.session_state.setdefault(KEY_DATASET, None)
-    st.session_state.setdefault(KEY_RUN, None)
+    st.session_state.setdefault(KEY_DATASET, url_value(URL_DATASET))
+    st.session_state.setdefault(KEY_RUN, url_value(URL_RUN))
+
+
+# ----- the URL (st.query_params): what a reload, a bookmark or a shared link restores -------
+URL_DATASET = "dataset"
+URL_RUN = "run"
+URL_USER = "user"
+URL_ITEM = "item"
+
+
+def url_value(name: str) -> str | None:
+    """The URL's ``?name=`` value, or None."""
+    value = st.query_params.get(name)
+    return str(value) if value not in (None, "") else None
+
+
+def set_url(**values: Any) -> None:
+    """Write ``?name=value`` pairs into the URL (None removes one); unchanged ones are left
+    alone so the browser history is not rewritten on every rerun."""
+    for name, value in values.items():
+        if value is None:
+            if name in st.query_params:
+                del st.query_params[name]
+        elif st.query_params.get(name) != str(value):
+            st.query_params[name] = str(value)
+
+
+def restore_from_url(
+    key: str, name: str, options: Iterable[Any], to_text: Callable[[Any], str] = str
+) -> None:
+    """Preset widget ``key`` from ``?name=`` once per session, when the value is one of
+    ``options`` (compared as ``to_text(option)``, e.g. an item index's raw id; the option
+    itself is stored)."""
+    wanted = url_value(name)
+    if wanted is None or st.session_state.get(f"url.restored.{key}"):
+        return
+    st.session_state[f"url.restored.{key}"] = True
+    for option in options:
+        if to_text(option) == wanted:
+            st.session_state[key] = option
+            return
 
 
 def workspace() -> Workspace:
@@ -204,6 +247,7 @@ def sidebar_dataset_picker() -> Any | None:
         format_func=lambda i: dataset_label(by_id[i]),
         key=KEY_DATASET,
     )
+    set_url(**{URL_DATASET: chosen})
     return by_id[chosen]
 
 
@@ -252,30 +296,70 @@ def datasets_frame(infos: list[Any]) -> pd.DataFrame:
     )
 
 
-def runs_frame(records: list[Any]) -> pd.DataFrame:
-    """Run records as a table: status, model, label, split, created, device, fit time, and for
-    an update run the run it updates with that run's fit time beside its own cost."""
+#: The metric shown beside each finished run in the Train and Home tables.
+TABLE_METRIC = "ndcg@10"
+
+
+def runs_frame(records: list[Any], *, with_dataset: bool = False) -> pd.DataFrame:
+    """Run records as a table: status, model, label, [dataset,] split, ndcg@10, created,
+    device, fit time, and for an update run the run it updates with that run's fit time beside
+    its own cost, id.
+
+    The metric comes from each finished run's ``metrics.json`` (cached); it is empty for runs
+    that did not finish. ``with_dataset`` adds the dataset's name (Home lists every dataset).
+    """
+    names: dict[str, str] = {}
     fit_of = {r.id: r.fit_seconds for r in records}
+    if with_dataset:
+        names = {info.id: info.name for info in list_datasets()}
+    root = str(workspace().root)
     rows = []
     for r in records:
         created = r.created_at
-        parent = r.spec.parent
-        rows.append(
-            {
-                "status": r.status,
-                "model": r.spec.model,
-                "label": r.spec.label or "",
-                "split": (r.spec.split or {}).get("protocol", ""),
-                "created": pd.to_datetime(created, unit="s") if created else pd.NaT,
-                "device": getattr(r, "device_used", None) or r.spec.device,
-                "fit": _short_seconds(r.fit_seconds),
-                "update of": parent or "",
-                "parent fit": _short_seconds(fit_of.get(parent)) if parent else "",
-                "id": r.id,
-            }
-        )
-    columns = ["status", "model", "label", "split", "created", "device", "fit", "update of"]
-    return pd.DataFrame(rows, columns=[*columns, "parent fit", "id"])
+        row = {
+            "status": r.status,
+            "model": r.spec.model,
+            "label": r.spec.label or "",
+            "dataset": names.get(r.spec.dataset, r.spec.dataset),
+            "split": (r.spec.split or {}).get("protocol", ""),
+            TABLE_METRIC: _run_metric(root, r.id) if r.status == "done" else None,
+            "created": pd.to_datetime(created, unit="s") if created else pd.NaT,
+            "device": getattr(r, "device_used", None) or r.spec.device,
+            "fit": _short_seconds(r.fit_seconds),
+            "update of": r.spec.parent or "",
+            "parent fit": _short_seconds(fit_of.get(r.spec.parent)) if r.spec.parent else "",
+            "id": r.id,
+        }
+        rows.append(row)
+    columns = ["status", "model", "label", "dataset", "split", TABLE_METRIC]
+    columns += ["created", "device", "fit", "update of", "parent fit", "id"]
+    if not with_dataset:
+        columns.remove("dataset")
+    return pd.DataFrame(rows, columns=columns).astype({TABLE_METRIC: "float64"})
+
+
+def _run_metric(root: str, run_id: str) -> float | None:
+    try:
+        value = run_metrics(root, run_id).get("aggregate", {}).get(TABLE_METRIC)
+    except (OSError, ValueError, RecsysError):  # a run folder removed by hand: leave it empty
+        return None
+    return float(value) if value is not None else None
+
+
+#: Phrases in model docstrings written for developers, and what the analyst reads instead.
+_DEVELOPER_PHRASES = (
+    (re.compile(r"\s*\((?:see )?(?:the )?module docstring\)"), ""),
+    (re.compile(r"\s*on the shared trainer"), ", trained in epochs with early stopping"),
+)
+
+
+def model_summary(cls: type) -> str:
+    """The first line of a model's docstring, minus pointers meant for developers (to the
+    module's docstring, to the shared trainer)."""
+    text = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+    for pattern, replacement in _DEVELOPER_PHRASES:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def _short_seconds(seconds: float | None) -> str:
@@ -306,12 +390,22 @@ def _int_bound(value: float | None, up: bool) -> int | None:
     return int(math.ceil(value)) if up else int(math.floor(value))
 
 
-def field_widget(spec: FieldSpec, key: str, *, default: Any = None, disabled: bool = False) -> Any:
+def field_widget(
+    spec: FieldSpec,
+    key: str,
+    *,
+    default: Any = None,
+    disabled: bool = False,
+    label: str | None = None,
+) -> Any:
     """One widget for one config field: selectbox for choices, checkbox for bool, bounded
     number_input for numbers, text for the rest. Returns the raw value (validated by the config
-    class when it is built)."""
+    class when it is built). ``label`` replaces the field name as the widget's label."""
     value = spec.default if default is None else default
     help_text = spec.help + (f" (default {spec.default!r})" if spec.default is not None else "")
+    if label is not None:
+        help_text += f" · field `{spec.name}`"  # what the CLI and the run's config call it
+        spec = replace(spec, name=label)
     if spec.choices is not None:
         options = list(spec.choices)
         index = options.index(value) if value in options else 0
@@ -374,12 +468,14 @@ def config_form(
     columns: int = 3,
     defaults: Mapping[str, Any] | None = None,
     exclude: tuple[str, ...] = (),
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Widgets for every field of config dataclass ``cls``; returns ``{field: raw value}``.
 
     Only values that differ from the declared default are returned, so the stored config stays
     small and a default changed in code reaches old forms. Fields not in ``enabled`` (when
-    given) are shown disabled at their default.
+    given) are shown disabled at their default. ``labels`` maps field names to the words the
+    analyst reads (the field name stays in the help).
     """
     specs = [spec for spec in describe(cls) if spec.name not in exclude]
     if not specs:
@@ -395,6 +491,7 @@ def config_form(
                 f"{key}.{spec.name}",
                 default=(defaults or {}).get(spec.name),
                 disabled=disabled,
+                label=(labels or {}).get(spec.name),
             )
         default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
         if not disabled and raw != default:
@@ -411,8 +508,21 @@ def worker_status(ws: Workspace) -> None:
     """Sidebar line on the background worker; starts one when none is alive (unless disabled).
 
     The worker heartbeats into the catalog, so "alive" survives app restarts and browser
-    reloads; training never runs in the Streamlit process itself.
+    reloads; training never runs in the Streamlit process itself. The line is a live fragment:
+    it refreshes every few seconds while runs or tasks are queued or running (or a worker is
+    starting), and not at all when nothing is, so an idle tab costs the server nothing.
     """
+    from recsys_core.jobs import api
+
+    state = api.worker_status(ws)
+    busy = bool(state.running or state.queued) or (
+        not state.alive and worker_autostart_enabled()
+    )
+    interval = poll_interval("sidebar.worker", busy, backoff=False)
+    st.fragment(run_every=interval)(_worker_line)(ws)
+
+
+def _worker_line(ws: Workspace) -> None:
     from recsys_core.jobs import api
 
     state = api.worker_status(ws)
@@ -427,6 +537,70 @@ def worker_status(ws: Workspace) -> None:
             f":gray[:material/block:] No worker ({queue}): start one with "
             "`python -m recsys_core worker`"
         )
+    busy = bool(state.running or state.queued) or (
+        not state.alive and worker_autostart_enabled()
+    )
+    poll_seen("sidebar.worker", (state.alive, state.running, state.queued), active=busy)
+
+
+# ----- live fragments: refresh while something is active, back off, stop when idle ----------
+#: Refresh intervals (seconds) of a live fragment: it starts at the first and moves to the next
+#: after POLL_PATIENCE refreshes that showed nothing new; any change goes back to the first.
+POLL_STEPS = (2.0, 4.0, 8.0, 15.0)
+POLL_PATIENCE = 3
+
+
+def poll_interval(name: str, active: bool, *, backoff: bool = True) -> float | None:
+    """``run_every`` for live fragment ``name`` in this full run: None when nothing is active.
+
+    Streamlit fixes a fragment's interval when the full script run draws it, so the interval
+    changes (back off, speed up, stop) by one app rerun, which :func:`poll_seen` asks for. Call
+    this in the full run, right before drawing the fragment.
+    """
+    state = st.session_state.setdefault(f"poll.{name}", {"level": 0, "same": 0, "sig": None})
+    state.update(active=active, fresh=True, backoff=backoff)
+    if not active:
+        state.update(level=0, same=0)
+        return None
+    return POLL_STEPS[state["level"] if backoff else 0]
+
+
+def poll_seen(name: str, signature: Hashable, *, active: bool) -> None:
+    """Record what live fragment ``name`` just showed (``signature``: anything that changes
+    when the view does) and rerun the app when its refresh interval must change."""
+    state = st.session_state.get(f"poll.{name}")
+    if state is not None and next_poll(state, signature, active):
+        st.rerun()
+
+
+def next_poll(state: dict[str, Any], signature: Hashable, active: bool) -> bool:
+    """The polling policy (pure, for tests): update ``state`` and return True when the app
+    must rerun to apply a new interval.
+
+    ``state`` holds ``level`` (index into POLL_STEPS), ``same`` (refreshes without change),
+    ``sig`` (the last signature), ``active`` (what the full run saw), ``fresh`` (True in the
+    full run that drew the fragment) and ``backoff``.
+    """
+    changed = signature != state.get("sig")
+    state["sig"] = signature
+    if state.pop("fresh", False):  # the full run just set the interval
+        return False
+    if active != state.get("active"):  # the last job finished, or one started: redraw all
+        state.update(level=0, same=0)
+        return True
+    if not active or not state.get("backoff", True):
+        return False
+    if changed:
+        state["same"] = 0
+        if state["level"]:
+            state["level"] = 0
+            return True
+        return False
+    state["same"] += 1
+    if state["same"] >= POLL_PATIENCE and state["level"] < len(POLL_STEPS) - 1:
+        state.update(level=state["level"] + 1, same=0)
+        return True
+    return False
 
 
 # ----- import preview (reads the file once to show its columns and the detected mapping) -----

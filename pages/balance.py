@@ -77,12 +77,18 @@ before, build, results = st.tabs(["Before training", "Sweep builder", "Sweep res
 # ----- before training ----------------------------------------------------------------------------
 with before:
     c1, c2, c3 = st.columns(3)
-    sampler = c1.selectbox("Negative sampler", NEG_SAMPLERS, index=1, key="balance.pre.sampler")
-    alpha = c1.slider("Popularity exponent α", 0.0, 2.0, 1.0, 0.25, key="balance.pre.alpha")
-    resample = c2.selectbox("Resampling", RESAMPLERS, key="balance.pre.resample")
-    factor = c2.slider("Resampling factor", 1.0, 10.0, 2.0, 0.5, key="balance.pre.factor")
-    head_share = c3.slider("Head share of items", 0.05, 0.5, 0.2, 0.05, key="balance.pre.head")
-    cap = int(c3.number_input("Cap per user (0 = none)", 0, value=0, key="balance.pre.cap"))
+    # Each widget is named like the option it sets, so the sweep grid reads the same.
+    label = vb.option_label
+    sampler = c1.selectbox(
+        label("neg_sampler"), NEG_SAMPLERS, index=1, key="balance.pre.sampler"
+    )
+    alpha = c1.slider(label("neg_alpha"), 0.0, 2.0, 1.0, 0.25, key="balance.pre.alpha")
+    resample = c2.selectbox(label("resample"), RESAMPLERS, key="balance.pre.resample")
+    factor = c2.slider(label("resample_factor"), 1.0, 10.0, 2.0, 0.5, key="balance.pre.factor")
+    head_share = c3.slider(label("head_share"), 0.05, 0.5, 0.2, 0.05, key="balance.pre.head")
+    cap = int(
+        c3.number_input(f"{label('user_cap')}, 0 = none", 0, value=0, key="balance.pre.cap")
+    )
     option = {
         "neg_sampler": sampler,
         "neg_alpha": alpha,
@@ -131,12 +137,17 @@ with build:
         offered,
         default=[o for o in ("neg_alpha", "ips_beta", "pop_norm") if o in offered][:2],
         max_selections=sweeps.MAX_OPTIONS,
+        format_func=vb.option_label,
         key=f"balance.options.{model}",
     )
     with st.expander(
         f"Options {model} does not use ({sum(w is not None for w in support.values())})"
     ):
-        st.markdown("\n".join(f"- **{n}**: {w}" for n, w in support.items() if w is not None))
+        st.markdown(
+            "\n".join(
+                f"- **{vb.option_label(n)}**: {w}" for n, w in support.items() if w is not None
+            )
+        )
     grid_text = {
         name: st.text_input(
             f"{name} values (comma-separated)",
@@ -150,7 +161,24 @@ with build:
     )
     with st.expander("Model hyperparameters (shared by every point)"):
         config = ui.config_form(MODELS[model].Config, f"balance.cfg.{model}")
-    if st.button("Queue sweep", type="primary", disabled=not chosen, key="balance.submit"):
+    n_runs = None
+    if chosen:
+        with ui.guard("checking the grid"):
+            grid = sweeps.parse_grid([f"{n}={v}" for n, v in grid_text.items()])
+            n_runs, seconds = sweeps.estimate_sweep(ws, info.id, model, grid)
+            took = (
+                f"about {ui.format_seconds(seconds)} on one worker slot, from this model's "
+                "earlier runs here"
+                if seconds is not None
+                else f"time unknown until one {model} run has finished on this dataset"
+            )
+            st.caption(f"**{n_runs} runs** (the baseline included) · {took}.")
+    if st.button(
+        f"Queue sweep ({n_runs} runs)" if n_runs else "Queue sweep",
+        type="primary",
+        disabled=not chosen,
+        key="balance.submit",
+    ):
         with ui.guard("queueing the sweep"):
             grid = sweeps.parse_grid([f"{n}={v}" for n, v in grid_text.items()])
             group = sweeps.submit_sweep(

@@ -11,6 +11,20 @@ from recsys_core.config import config_from_dict
 from recsys_core.data import store
 from recsys_core.data.importer import ROLES, ImportOptions
 from recsys_core.data.readers import UPLOAD_TYPES
+from recsys_core.viz.data import ROLE_LABELS, import_report_table
+
+#: Import options in the analyst's words (the field name stays in each widget's help).
+OPTION_LABELS = {
+    "positive_threshold": "Keep ratings from (0 = all)",
+    "duplicates": "Repeated user-item rows",
+    "min_user_interactions": "Min. interactions per user",
+    "min_item_interactions": "Min. interactions per item",
+    "max_file_mb": "Largest file (MB)",
+    "separator": "Field separator (empty = detect)",
+    "encoding": "Text encoding",
+    "sheet": "Excel sheet (empty = the first)",
+    "max_id_length": "Longest id (characters)",
+}
 
 st.title("Data")
 st.markdown(
@@ -43,7 +57,9 @@ with st.expander("Import a dataset", expanded=not ui.list_datasets()):
 
     if data is not None or path:
         st.markdown("**Options**")
-        values = ui.config_form(ImportOptions, "data.opts", exclude=("mapping", "split_file"))
+        values = ui.config_form(
+            ImportOptions, "data.opts", exclude=("mapping", "split_file"), labels=OPTION_LABELS
+        )
         preview = None
         with ui.guard("reading the file"):
             preview = ui.preview_source(
@@ -66,17 +82,20 @@ with st.expander("Import a dataset", expanded=not ui.list_datasets()):
                 st.warning(preview["problem"])
             st.markdown("**Column mapping** (detected; override where needed)")
             mapping = []
-            cols = st.columns(len(ROLES))
-            for role, col in zip(ROLES, cols, strict=True):
+            # Three to a row, so a long detected column name is not cut off.
+            cols = [c for _ in range(0, len(ROLES), 3) for c in st.columns(3)]
+            for role, col in zip(ROLES, cols, strict=False):
                 detected = preview["detected"].get(role)
                 options = ["(detected)", "(none)", *preview["columns"]]
                 choice = col.selectbox(
-                    role,
+                    ROLE_LABELS.get(role, role),
                     options,
                     key=f"data.map.{role}",
                     help=f"detected: {detected or 'nothing'}",
                     format_func=lambda o, d=detected: (
-                        f"{o}: {d or '–'}" if o == "(detected)" else o
+                        (f"{d} (detected)" if d else "none detected")
+                        if o == "(detected)"
+                        else "not used" if o == "(none)" else o
                     ),
                 )
                 if choice == "(none)":
@@ -106,8 +125,15 @@ if notice := st.session_state.pop("data.notice", None):
     with ui.guard("import report"):
         info = store.get_dataset(ws, notice)
         st.success(f"Imported **{info.name}**: {ui.dataset_label(info)}.")
-        with st.expander("Import report"):
-            st.json(info.report)
+        data_imported = ui.load_dataset(str(ws.root), info.id, info.content_hash)
+        with st.expander("Import report", expanded=True):
+            st.dataframe(
+                import_report_table(info.report, data_imported.labels),
+                hide_index=True,
+                width="stretch",
+            )
+            for note in [*info.report.get("notes", []), *info.report.get("warnings", [])]:
+                st.caption(f"ℹ️ {note}")
 
 # ----- health of the active dataset -----------------------------------------------------------
 info = ui.active_dataset()

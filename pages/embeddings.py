@@ -268,8 +268,8 @@ if png is not None:
     d3.download_button("Figure (PNG)", png, f"{stem}.png", mime="image/png", key="maps.png")
 else:
     d3.caption(
-        "PNG export needs the kaleido package, which is not installed: use the camera icon in "
-        "the chart's toolbar or the HTML download."
+        "PNG download is not available on this server: save a PNG with the camera icon in "
+        "the chart's toolbar, or download the HTML."
     )
 
 # ----- side by side ----------------------------------------------------------------------------

@@ -55,9 +55,11 @@ st.markdown(
 ws, info, runs = ui.finished_runs_or_stop()
 root = str(ws.root)
 by_id = {r.id: r for r in runs}
+ui.restore_from_url("explain.run", ui.URL_RUN, by_id)  # a reload or shared link: same view
 run_id = st.selectbox(
     "Run", list(by_id), format_func=lambda r: _run_label(by_id[r]), key="explain.run"
 )
+ui.set_url(**{ui.URL_RUN: run_id})
 with ui.guard("loading the run", stop=True):
     split = ui.run_split(root, run_id)
     model = _model(root, run_id)
@@ -76,6 +78,9 @@ if not len(pool):
 search = mid.text_input("Search a user by id", key="explain.search", placeholder="e.g. 42")
 if right.button("Random user", key="explain.random", icon=":material/casino:"):
     st.session_state["explain.user"] = str(np.random.default_rng().choice(pool))
+if (url_user := ui.url_value(ui.URL_USER)) and "explain.user" not in st.session_state:
+    with ui.guard("finding the user from the link"):
+        st.session_state["explain.user"] = str(pool_data.user_index(url_user))
 user = None
 with ui.guard("finding the user"):
     if search.strip():
@@ -91,6 +96,7 @@ if not len(user_history(data, user)):
     )
     st.stop()
 st.subheader(f"User {data.user_ids[user]}")
+ui.set_url(**{ui.URL_USER: data.user_ids[user]})
 
 k = 10
 with ui.guard("ranking", stop=True):
@@ -108,10 +114,12 @@ c2.dataframe(held.drop(columns="item_index"), hide_index=True, height=120)
 # ----- the explanation ------------------------------------------------------------------------
 titles = dict(zip(recs["item_index"], recs["title"], strict=True))
 a, b = st.columns([3, 1])
+ui.restore_from_url("explain.item", ui.URL_ITEM, titles, lambda i: str(data.item_ids[i]))
 item = a.selectbox(
     "Recommended item to explain", list(titles), format_func=lambda i: f"{titles[i]}",
     key="explain.item",
 )  # fmt: skip
+ui.set_url(**{ui.URL_ITEM: data.item_ids[item]})
 target = b.radio(
     "Explain", ["score", "rank"], key="explain.target", horizontal=True,
     help=f"rank: the item's margin over the #{k} item, i.e. why it is in the top {k}",
@@ -128,22 +136,29 @@ if long_job:
             f"A {len(history)}-item history under a deep model takes a while: the worker "
             "explains it in the background."
         )
+        payload = {"run": run_id, "user": str(data.user_ids[user]), "target": target}
+        payload |= {"item": str(data.item_ids[item]), "k": k}
         if st.button("Explain in the background", key="explain.submit"):
-            payload = {"run": run_id, "user": str(data.user_ids[user]), "target": target}
-            payload |= {"item": str(data.item_ids[item]), "k": k}
-            with ui.guard("submitting"):
+            with ui.guard("submitting"):  # an identical queued or running task is reused
                 st.session_state["explain.task"] = api.submit_task(ws, "explain", payload)
-        task_id = st.session_state.get("explain.task")
-        if task_id:
+        # After a reload the session has forgotten the task; the catalog has not.
+        task_id = api.find_task(ws, "explain", payload) or st.session_state.get("explain.task")
+        task = api.get_task(ws, task_id) if task_id else None
+        if task is not None and task.payload == payload:
 
-            @st.fragment(run_every=2)
+            was_active = task.is_active
+
+            @st.fragment(run_every=2 if was_active else None)  # polls only a live task
             def _poll() -> None:
                 task = api.get_task(ws, task_id)
-                st.progress(task.progress, text=task.message or task.status)
-                if task.status == "done":
-                    st.rerun()
+                if was_active and not task.is_active:
+                    st.rerun()  # finished: the full page shows the explanation or the outcome
+                if task.status == "cancelled":
+                    st.info("Explanation cancelled.", icon=":material/block:")
                 elif task.error:
                     st.error(task.error)
+                else:
+                    st.progress(task.progress, text=task.message or task.status)
 
             _poll()
         st.stop()

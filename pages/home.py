@@ -46,6 +46,6 @@ with ui.guard("listing runs"):
 
     records = api.list_runs(ws)[:10]
     if records:
-        st.dataframe(ui.runs_frame(records), hide_index=True, width="stretch")
+        st.dataframe(ui.runs_frame(records, with_dataset=True), hide_index=True, width="stretch")
     else:
         st.caption("No runs yet: queue some on the Train page.")

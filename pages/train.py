@@ -7,12 +7,16 @@ import streamlit as st
 import ui
 from recsys_core.balance import DEPENDENT, BalanceConfig, check_honoured
 from recsys_core.config import config_from_dict, config_to_dict
+from recsys_core.config import describe as describe_config
 from recsys_core.device import available_devices
 from recsys_core.jobs import api
-from recsys_core.jobs.spec import RunSpec
+from recsys_core.jobs.spec import ACTIVE, TERMINAL, RunSpec
 from recsys_core.models import MODELS
-from recsys_core.split import SPLITS, SplitSpec
-from recsys_core.viz.runs import training_curves
+from recsys_core.split import PROTOCOL_FIELDS, SPLITS, SplitSpec
+from recsys_core.viz.balance import OPTION_NAMES, option_label
+from recsys_core.viz.runs import has_curves, training_curves
+
+BALANCE_LABELS = {name: option_label(name) for name in OPTION_NAMES}
 
 st.title("Train")
 st.markdown(
@@ -28,12 +32,24 @@ st.caption(f"Dataset: **{ui.dataset_label(info)}** (change it in the sidebar).")
 # ----- split ----------------------------------------------------------------------------------
 st.subheader("1 · Split")
 protocols = list(SPLITS)
+with ui.guard("reading the dataset"):
+    data = ui.load_dataset(str(ws.root), info.id, info.content_hash)
+    # A dataset that comes with its own train/valid/test column is meant to be split by it.
+    if data.labels is not None and st.session_state.get("train.split.for") != info.id:
+        st.session_state["train.split.for"] = info.id
+        st.session_state["train.split.protocol"] = "predefined"
 protocol = st.selectbox(
     "Protocol", protocols, format_func=lambda p: SPLITS[p].name, key="train.split.protocol"
 )
 st.caption(SPLITS[protocol].explanation)
+shown = PROTOCOL_FIELDS.get(protocol, ())
 with st.expander("Split options", expanded=False):
-    split_values = ui.config_form(SplitSpec, "train.split", exclude=("protocol",))
+    # Only the fields this protocol reads: a cutoff under "predefined" would do nothing.
+    split_values = ui.config_form(
+        SplitSpec,
+        "train.split",
+        exclude=tuple(f.name for f in describe_config(SplitSpec) if f.name not in shown),
+    )
 split_values["protocol"] = protocol
 
 # ----- models ---------------------------------------------------------------------------------
@@ -53,7 +69,7 @@ balances: dict[str, dict] = {}
 for key, tab in zip(chosen, st.tabs(chosen) if chosen else [], strict=True):
     cls = MODELS[key]
     with tab:
-        st.caption(f"{cls.family} model · {(cls.__doc__ or '').strip().splitlines()[0]}")
+        st.caption(f"{cls.family} model · {ui.model_summary(cls)}")
         configs[key] = ui.config_form(cls.Config, f"train.cfg.{key}")
         honours = set(cls.honours_balance)
         honoured = honours | {d for d, parent in DEPENDENT.items() if parent in honours}
@@ -63,7 +79,11 @@ for key, tab in zip(chosen, st.tabs(chosen) if chosen else [], strict=True):
                 "honours can be changed."
             )
             balances[key] = ui.config_form(
-                BalanceConfig, f"train.bal.{key}", enabled=honoured, columns=2
+                BalanceConfig,
+                f"train.bal.{key}",
+                enabled=honoured,
+                columns=2,
+                labels=BALANCE_LABELS,  # the same names as on the Balance page
             )
 
 # ----- runtime --------------------------------------------------------------------------------
@@ -114,66 +134,115 @@ if st.button(
         st.success(f"Queued {len(ids)} run(s): {', '.join(ids)}")
 
 
-# ----- runs panel (polls the catalog; survives reloads because all state is on disk) ----------
-@st.fragment(run_every=2)
-def runs_panel(dataset_id: str) -> None:
+# ----- runs panel (reads the catalog; survives reloads because all state is on disk) ----------
+def _eta_text(record, last: dict) -> str:  # noqa: ANN001 - a RunRecord, its last event
+    """``"35% · ETA 4 min 10 s (up to 3 h 48 min) · early stop expected near epoch 31"``."""
+    text = f"{100 * (record.progress or 0):.0f}% · ETA {ui.format_seconds(record.eta_seconds)}"
+    metrics = {**last, **(last.get("metrics") or {})}  # stored events are flat
+    high = metrics.get("eta_high")
+    if high is not None and record.eta_seconds is not None and high > record.eta_seconds + 1:
+        text += f" (up to {ui.format_seconds(high)})"
+    if metrics.get("stop_epoch") is not None and metrics["stop_epoch"] < metrics.get(
+        "epochs_total", float("inf")
+    ):
+        text += (
+            f" · early stop expected near epoch {metrics['stop_epoch']:.0f}"
+            f" (earliest {metrics['stop_epoch_min']:.0f})"
+        )
+    return text
+
+
+def _active_card(record) -> None:  # noqa: ANN001 - a RunRecord
+    with st.container(border=True):
+        head, button = st.columns([5, 1])
+        head.markdown(
+            f"{ui.STATUS_ICONS.get(record.status, '')} **{record.spec.model}** "
+            f"`{record.id}` · {record.status} · {record.device_used or record.spec.device}"
+        )
+        events = api.events(ws, record.id) if record.status != "queued" else []
+        head.progress(
+            min(max(float(record.progress or 0.0), 0.0), 1.0),
+            text=_eta_text(record, events[-1] if events else {}),
+        )
+        if record.status != "cancelling" and button.button(
+            "Cancel", key=f"train.cancel.{record.id}"
+        ):
+            api.cancel(ws, record.id)
+            st.rerun()
+        if has_curves(events):
+            st.plotly_chart(
+                training_curves(events), key=f"train.curves.{record.id}", width="stretch"
+            )
+
+
+def active_runs(dataset_id: str) -> None:
+    """The live part of the page: one card per queued or running run (a fragment)."""
     with ui.guard("reading runs"):
-        records = api.list_runs(ws, dataset=dataset_id)
-        active = [r for r in records if r.is_active]
-        finished = [r for r in records if not r.is_active]
-        st.subheader(f"Runs · {len(active)} active, {len(finished)} finished")
+        active = api.list_runs(ws, dataset=dataset_id, status=ACTIVE)
+        st.subheader(f"Active runs · {len(active)}")
         for record in active:
-            with st.container(border=True):
-                head, button = st.columns([5, 1])
-                head.markdown(
-                    f"{ui.STATUS_ICONS.get(record.status, '')} **{record.spec.model}** "
-                    f"`{record.id}` · {record.status} · {record.device_used or record.spec.device}"
-                )
-                head.progress(
-                    min(max(float(record.progress or 0.0), 0.0), 1.0),
-                    text=f"{100 * (record.progress or 0):.0f}% · ETA "
-                    f"{ui.format_seconds(record.eta_seconds)}",
-                )
-                if record.status != "cancelling" and button.button(
-                    "Cancel", key=f"train.cancel.{record.id}"
-                ):
-                    api.cancel(ws, record.id)
-                    st.rerun(scope="fragment")
-                events = api.events(ws, record.id)
-                if events:
-                    st.plotly_chart(
-                        training_curves(events), key=f"train.curves.{record.id}", width="stretch"
-                    )
+            _active_card(record)
+        if not active:
+            st.caption("Nothing queued or running on this dataset.")
+        elsewhere = len(api.list_runs(ws, status=ACTIVE)) - len(active)
+        if elsewhere:
+            st.caption(f"{elsewhere} more active on other datasets (pick one in the sidebar).")
+        ui.poll_seen(
+            "train.active",
+            tuple((r.id, r.status, round(float(r.progress or 0), 3)) for r in active),
+            active=bool(active),
+        )
+
+
+def finished_runs(dataset_id: str) -> None:
+    """Finished runs and one run's details (redrawn when a run finishes, not polled)."""
+    with ui.guard("reading runs"):
+        finished = api.list_runs(ws, dataset=dataset_id, status=TERMINAL)
+        st.subheader(f"Finished runs · {len(finished)}")
         if not finished:
-            if not active:
-                st.caption("No runs on this dataset yet.")
+            st.caption("No finished run on this dataset yet.")
             return
         st.dataframe(ui.runs_frame(finished), hide_index=True, width="stretch")
         by_id = {r.id: r for r in finished}
+        ui.restore_from_url("train.details", ui.URL_RUN, by_id)
         pick = st.selectbox(
             "Run details",
             list(by_id),
             format_func=lambda i: f"{by_id[i].spec.model} · {i} · {by_id[i].status}",
             key="train.details",
         )
+        ui.set_url(**{ui.URL_RUN: pick})
         record = by_id[pick]
         st.caption(
             f"Fit {ui.format_seconds(record.fit_seconds)} on {record.device_used or '–'}; "
             f"split {record.spec.split.get('protocol', 'default')}, seed {record.spec.seed}."
         )
+        if record.status == "cancelled":
+            # A deliberate stop is not a failure: say so calmly.
+            detail = f" ({record.error})" if record.error else ""
+            st.info(f"Cancelled at your request{detail}.", icon=":material/block:")
+        elif record.status in ("failed", "interrupted") and record.error:
+            st.error(f"{record.status}: {record.error}")
         if record.status in ("failed", "interrupted", "cancelled"):
-            if record.error:
-                st.error(f"{record.status}: {record.error}")
             if record.log_tail:
                 with st.expander("Log tail", expanded=record.status == "failed"):
                     st.code(record.log_tail, language=None)
             if st.button("Retry", key=f"train.retry.{record.id}"):
                 new_id = api.retry(ws, record.id)
                 st.session_state[ui.KEY_RUN] = new_id
-                st.rerun(scope="fragment")
+                st.rerun()
         events = api.events(ws, record.id)
-        if events:
+        if has_curves(events):
             st.plotly_chart(training_curves(events), key="train.curves.details", width="stretch")
+        else:
+            st.caption(
+                f"{record.spec.model} has no training curve: it fits in one step, not in epochs."
+            )
 
 
-runs_panel(info.id)
+# Only the active runs refresh, and only while there are some: every 2 s while they change,
+# slower while they do not, not at all when none is active (an idle tab costs nothing).
+with ui.guard("reading runs"):
+    any_active = bool(api.list_runs(ws, dataset=info.id, status=ACTIVE, limit=1))
+    st.fragment(run_every=ui.poll_interval("train.active", any_active))(active_runs)(info.id)
+finished_runs(info.id)

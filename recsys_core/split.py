@@ -41,6 +41,14 @@ PART_ALIASES = {
     "tst": "test",
 }
 PROTOCOLS = ("random", "leave_last", "temporal", "users", "predefined")
+#: The SplitSpec fields each protocol reads (forms show only these; the rest keep defaults).
+PROTOCOL_FIELDS: dict[str, tuple[str, ...]] = {
+    "random": ("test_ratio", "valid_ratio", "seed"),
+    "leave_last": ("k", "valid_k"),
+    "temporal": ("test_ratio", "valid_ratio", "cutoff"),
+    "users": ("test_ratio", "target_ratio", "valid_ratio", "seed"),
+    "predefined": ("split_file",),
+}
 
 
 @dataclass(frozen=True)
@@ -664,6 +672,7 @@ def describe_protocols() -> dict[str, str]:
 
 
 __all__ = [
+    "PROTOCOL_FIELDS",
     "SPLITS",
     "Split",
     "SplitProtocol",

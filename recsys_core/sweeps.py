@@ -244,6 +244,35 @@ def submit_sweep(
     return group
 
 
+def estimate_sweep(
+    ws: Workspace, dataset: str, model: str, grid: Mapping[str, Sequence[Any]]
+) -> tuple[int, float | None]:
+    """``(runs, seconds)`` a sweep would queue and roughly take, before it is queued.
+
+    ``runs`` counts every grid point plus the default-balance baseline when no point is one
+    (as :func:`submit_sweep` does). ``seconds`` is ``runs`` times the median wall time of this
+    model's finished runs on this dataset, run one after another (a worker with one slot); None
+    when the model never finished a run here, so there is nothing honest to extrapolate from.
+    """
+    from recsys_core.jobs import api
+
+    base = check_sweep(model, grid)  # the same validation as submit_sweep: ConfigError here
+    keys = list(grid)
+    points = [
+        config_from_dict(BalanceConfig, {**base, **dict(zip(keys, values, strict=True))})
+        for values in _product([list(grid[k]) for k in keys])
+    ]
+    runs = len(points) + (1 if points and all(p.changed() for p in points) else 0)
+    durations = [
+        r.duration
+        for r in api.list_runs(ws, dataset=dataset, model=model, status="done", limit=20)
+        if r.duration is not None
+    ]
+    if not durations:
+        return runs, None
+    return runs, float(runs * np.median(durations))
+
+
 def _product(lists: list[list[Any]]) -> list[tuple[Any, ...]]:
     import itertools
 
@@ -531,6 +560,7 @@ __all__ = [
     "METRICS",
     "check_sweep",
     "collect_sweep",
+    "estimate_sweep",
     "honoured_options",
     "imbalance_profile",
     "is_honoured",

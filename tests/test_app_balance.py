@@ -69,14 +69,20 @@ def test_balance_page_before_training_builder_and_results(balance_app):
     # sweep builder: only honoured options are offered, the rest explained
     at.selectbox(key="balance.model").set_value("ease").run()
     options = at.multiselect(key="balance.options.ease")
-    assert options.options == ["pop_norm"] and options.value == ["pop_norm"]
+    assert options.options == ["Popularity normalisation (pop_norm)"]
+    assert options.value == ["pop_norm"]
     assert any("ease does not use neg_alpha" in m.value for m in at.markdown)
     at.selectbox(key="balance.model").set_value("bpr").run()
-    assert "neg_alpha" in at.multiselect(key="balance.options.bpr").options
+    assert "Popularity exponent α (neg_alpha)" in at.multiselect(key="balance.options.bpr").options
 
     # queue a sweep from the builder (ItemKNN, two pop_norm values)
     at.selectbox(key="balance.model").set_value("itemknn").run()
     at.text_input(key="balance.grid.itemknn.pop_norm").set_value("0.5,1").run()
+    # Before queueing: how many runs (two points and the baseline) and roughly how long.
+    (estimate,) = [c.value for c in at.caption if "runs** (the baseline included)" in c.value]
+    assert estimate.startswith("**3 runs**") and "about" in estimate
+    assert at.button(key="balance.submit").label == "Queue sweep (3 runs)"
+    assert at.slider(key="balance.pre.alpha").label == "Popularity exponent α (neg_alpha)"
     at.button(key="balance.submit").click().run()
     assert not at.exception and not _errors(at), _errors(at)
     new_group = at.session_state["balance.group"]

@@ -38,11 +38,19 @@ def test_upload_good_csv_shows_health(app_workspace):
     at.file_uploader(key="data.upload").upload("ratings.csv", _csv(), "text/csv").run()
     assert not at.error, [e.value for e in at.error]
     assert "user_id" in at.dataframe[0].value.columns  # preview of the first rows
+    # Mapping and options in the analyst's words; the detected column is the option's text.
+    user = at.selectbox(key="data.map.user")
+    assert user.label == "User id" and user.options[0] == "user_id (detected)"
+    assert at.number_input(key="data.opts.min_user_interactions").label.startswith("Min.")
     at.text_input(key="data.name").input("tiny").run()
     at.button(key="data.import").click().run()
     assert not at.exception
     assert not at.error, [e.value for e in at.error]
     assert any("Imported **tiny**" in s.value for s in at.success)
+    (report,) = [d.value for d in at.dataframe if "what" in d.value.columns]
+    report = report.set_index("what")["value"]  # a table, not raw JSON
+    assert report["Rows read"] == "320" and report["Interactions"] == "320"
+    assert not at.json
     assert _metric(at, "Users") == "40"
     assert _metric(at, "Items") == "30"
     assert _metric(at, "Interactions") == "320"

@@ -77,3 +77,31 @@ def test_page_without_finished_runs(app_workspace):
     at = _page()
     assert not at.exception
     assert any("No finished run" in i.value for i in at.info)
+
+
+def test_a_reload_keeps_run_user_and_item_from_the_url(explain_app):
+    from recsys_core.jobs.artifacts import RunArtifacts
+
+    ws, run_id = explain_app
+    at = _page()
+    first_user = at.subheader[0].value
+    split = RunArtifacts(ws, run_id).split()
+    data = split.fold_in if split.fold_in is not None else split.train
+    other = next(
+        str(data.user_ids[u]) for u in split.test_users if f"User {data.user_ids[u]}" != first_user
+    )
+    at.text_input(key="explain.search").input(other).run()
+    at.selectbox(key="explain.item").select_index(2).run()
+    assert not at.exception and not _errors(at)
+    params = dict(at.query_params)
+    assert params["run"] == run_id and params["user"] == other and params.get("item")
+    item = at.selectbox(key="explain.item").value
+    # A reload is a new session with only the URL: it lands on the same run, user and item.
+    again = AppTest.from_file(APP, default_timeout=120)
+    again.query_params.update(params)
+    again.run()
+    again.switch_page(PAGE).run()
+    assert not again.exception and not _errors(again)
+    assert again.selectbox(key="explain.run").value == run_id
+    assert again.selectbox(key="explain.item").value == item
+    assert again.subheader[0].value == f"User {params['user']}"

@@ -37,3 +37,19 @@ def test_load_sample_makes_it_the_active_dataset(app_workspace):
     # A second click is idempotent: still one dataset.
     at.button(key="load_sample").click().run()
     assert len(at.dataframe[0].value) == 1
+
+
+def test_recent_runs_name_their_dataset_and_metric(app_workspace):
+    from recsys_core.data.store import import_frames
+    from recsys_core.data.synthetic import SyntheticConfig, make_frames
+    from recsys_core.jobs import api
+
+    interactions, items, _ = make_frames(SyntheticConfig(n_users=40, n_items=30, n_clusters=3))
+    info = import_frames(app_workspace, interactions, name="toy", source="t", items=items)
+    run_id = api.submit(app_workspace, {"dataset": info.id, "model": "ease"})
+    api.run_inline(app_workspace, run_id)
+    at = _app().run()
+    assert not at.exception
+    runs = at.dataframe[-1].value
+    assert list(runs["dataset"]) == ["toy"]
+    assert 0 < runs["ndcg@10"].iloc[0] <= 1

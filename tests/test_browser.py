@@ -100,11 +100,18 @@ def step_train_ease_and_itemknn(walk: Walk) -> None:
     from recsys_core.jobs import api
     from recsys_core.workspace import Workspace
 
+    ws = Workspace(walk.workspace)
+    # A newer second dataset: a reload that forgot the URL would fall back to it.
+    _import_other_dataset(ws)
     walk.goto_page("Train")
     walk.text("2 · Models")
     walk.page.get_by_role("button", name="Queue 2 runs").click()
     walk.text("Queued 2 run(s)")
-    ws = Workspace(walk.workspace)
+    # Reload mid-task: the dataset comes back from the URL and the runs stay in the panel.
+    assert "dataset=" in walk.page.url, walk.page.url
+    walk.page.reload(wait_until="domcontentloaded")
+    walk.page.get_by_role("heading", level=1).filter(has_text="Train").wait_for()
+    walk.text("Dataset: movielens-small")
     deadline = time.monotonic() + PATIENCE
     while time.monotonic() < deadline:
         runs = api.list_runs(ws)
@@ -113,9 +120,17 @@ def step_train_ease_and_itemknn(walk: Walk) -> None:
         time.sleep(1)
     statuses = {r.spec.model: (r.status, r.error) for r in api.list_runs(ws)}
     assert {m: s for m, (s, _) in statuses.items()} == {"ease": "done", "itemknn": "done"}, statuses
-    walk.text("0 active, 2 finished")  # the runs panel refreshes on its own
+    walk.text("Finished runs · 2")  # the live panel redraws the page when the last run ends
     walk.no_exception()
     walk.shot("train")
+
+
+def _import_other_dataset(ws) -> None:  # noqa: ANN001 - a Workspace
+    from recsys_core.data.store import import_frames
+    from recsys_core.data.synthetic import SyntheticConfig, make_frames
+
+    interactions, items, _ = make_frames(SyntheticConfig(n_users=30, n_items=20, n_clusters=2))
+    import_frames(ws, interactions, name="other", source="browser test", items=items)
 
 
 def step_compare_both_in_table(walk: Walk) -> None:
@@ -143,6 +158,16 @@ def step_explain_a_recommendation(walk: Walk) -> None:
     walk.page.locator(".js-plotly-plot").first.wait_for(timeout=PATIENCE * 1000)
     walk.no_exception()
     walk.shot("explain")
+    # A reload (or a shared link) lands on the same run, user and item.
+    from urllib.parse import parse_qs, urlparse
+
+    before = parse_qs(urlparse(walk.page.url).query)
+    assert {"dataset", "run", "user", "item"} <= set(before), before
+    walk.page.reload(wait_until="domcontentloaded")
+    walk.text(f"User {before['user'][0]}")
+    walk.text("Recommended because")
+    assert parse_qs(urlparse(walk.page.url).query) == before
+    walk.no_exception()
 
 
 def step_embeddings_map_with_a_user(walk: Walk) -> None:

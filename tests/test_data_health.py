@@ -90,3 +90,30 @@ def test_figures(hand_made, synthetic):
     figures = health_figures(profile(implicit))
     assert "no ratings" in figures["ratings"].layout.annotations[0].text
     assert "no timestamps" in figures["over_time"].layout.annotations[0].text
+
+
+def test_popularity_axes_read_cleanly(synthetic):
+    fig = health_figures(profile(synthetic))["popularity"]
+    # Powers of ten only on the log axis, and no negative item ranks.
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.dtick == 1
+    assert fig.layout.xaxis.range[0] > 0
+
+
+def test_import_report_table_with_split_counts():
+    from recsys_core.viz.data import import_report_table
+
+    report = {
+        "format": "csv",
+        "rows_read": 1200,
+        "columns": {"user": "user_id:token", "item": "item_id:token", "split": "part"},
+        "duplicates": {"policy": "last", "rows_removed": 3, "pairs_affected": 2},
+        "n_users": 40,
+        "n_interactions": 1197,
+    }
+    labels = np.array(["train"] * 900 + ["valid"] * 100 + ["test"] * 197, dtype=object)
+    table = import_report_table(report, labels).set_index("what")["value"]
+    assert table["Rows read"] == "1,200"
+    assert table["Columns used"].startswith("User id ← user_id:token")
+    assert table["Split column"] == "train 900 · valid 100 · test 197"
+    assert "3 removed from 2 pairs" in table["Repeated user-item rows"]
+    assert "Split column" not in import_report_table(report).set_index("what").index

@@ -376,6 +376,26 @@ def test_tasks_validate_kind_and_payload(workspace, monkeypatch):
     assert [t.id for t in api.list_tasks(workspace, kind="test_noop")] == [task_id]
 
 
+def test_an_identical_active_task_is_attached_to_not_queued_twice(workspace, monkeypatch):
+    from recsys_core.jobs.tasks import TASKS
+
+    monkeypatch.setitem(TASKS, "test_noop", lambda ws, payload, progress: {})
+    payload = {"run": "r1", "user": "7", "item": "3", "k": 10}
+    assert api.find_task(workspace, "test_noop", payload) is None
+    first = api.submit_task(workspace, "test_noop", payload)
+    # Same payload in another key order (a reloaded page builds it anew): the same task.
+    again = api.submit_task(workspace, "test_noop", dict(reversed(payload.items())))
+    assert again == first and api.find_task(workspace, "test_noop", payload) == first
+    assert store.claim_task(workspace, "test-worker")[0] == first  # running now: still reused
+    assert api.submit_task(workspace, "test_noop", payload) == first
+    other = api.submit_task(workspace, "test_noop", payload | {"item": "4"})
+    assert other != first
+    assert len(api.list_tasks(workspace, kind="test_noop")) == 2
+    api.cancel_task(workspace, first)  # a cancelled (or finished) task is not reused
+    assert api.find_task(workspace, "test_noop", payload) is None
+    assert api.submit_task(workspace, "test_noop", payload) not in (first, other)
+
+
 def test_recovery_interrupts_orphans_but_not_live_inline_runs(workspace, dataset):
     import os
     import socket

@@ -303,3 +303,24 @@ def test_every_protocol_has_a_one_sentence_explanation():
     for protocol in SPLITS.values():
         text = protocol.explanation
         assert text.endswith(".") and text.count(". ") == 0 and len(text) > 30
+
+
+def test_protocol_fields_list_what_each_protocol_reads(small_synthetic):
+    """The Train form shows only PROTOCOL_FIELDS[protocol]: changing any other field must not
+    change that protocol's split (else the form would hide a setting that matters)."""
+    from dataclasses import fields
+
+    from recsys_core.split import PROTOCOL_FIELDS, PROTOCOLS, SplitSpec, make_split
+
+    assert set(PROTOCOL_FIELDS) == set(PROTOCOLS)
+    names = {f.name for f in fields(SplitSpec)}
+    assert all(set(v) <= names for v in PROTOCOL_FIELDS.values())
+    others = {"test_ratio": 0.3, "valid_ratio": 0.2, "k": 2, "valid_k": 0, "target_ratio": 0.5}
+    others |= {"seed": 7}
+    for protocol in ("random", "leave_last", "temporal", "users"):
+        changed = {k: v for k, v in others.items() if k not in PROTOCOL_FIELDS[protocol]}
+        a = make_split(small_synthetic, SplitSpec(protocol=protocol))
+        b = make_split(small_synthetic, SplitSpec(protocol=protocol, **changed))
+        for part in ("train", "test"):
+            x, y = getattr(a, part), getattr(b, part)
+            assert x.nnz == y.nnz and (x.users == y.users).all(), (protocol, part)

@@ -208,7 +208,13 @@ def test_sweep_figures():
     front = sweeps.pareto_front(points)
     fig = vb.tradeoff(points, front, options=["neg_alpha"])
     names = [t.name for t in fig.data]
-    assert names == ["setting", "baseline (default balance)", "Pareto front"]
+    assert names[1:] == ["baseline (default balance)", "Pareto front"]
+    assert names[0] == "setting (★ on the Pareto front)"
+    # One meaning per symbol across pages: a star is the Pareto front (as on Compare), the
+    # baseline a black diamond; labels are not clipped at the plot's edge.
+    assert list(fig.data[0].marker.symbol) == ["star"]  # neg_alpha=0.5 is on the front
+    assert fig.data[1].marker.symbol == "diamond" and fig.data[1].marker.color == vb.BASELINE
+    assert fig.data[0].cliponaxis is False and fig.data[1].cliponaxis is False
     assert list(fig.data[0].text) == ["neg_alpha=0.5"]  # the running point is not drawn
     assert len(fig.data[2].x) == 2
     with pytest.raises(ValueError, match="front has 2 entries"):
@@ -225,4 +231,10 @@ def test_sweep_figures():
         title="t",
     )
     assert [t.name for t in bars.data] == ["data", "x"]
+    recs = vb.bucket_shares(
+        pd.DataFrame({"bucket": ["a"] * 3, "source": ["data", "baseline", "x"], "share": [1] * 3}),
+        title="t",
+    )
+    assert recs.data[1].marker.color == vb.BASELINE  # black here too, not the next palette hue
+    assert seg.data[0].marker.color == vb.BASELINE
     assert vb.positives_per_user(np.array([1, 2, 30])).data[0].type == "histogram"

@@ -3,7 +3,8 @@
 Public API (``from recsys_core.jobs import api``): :func:`~recsys_core.jobs.api.submit`,
 ``submit_sweep``, ``get_run``, ``list_runs``, ``cancel``, ``retry``, ``events``, ``wait``,
 ``delete_run``, ``run_inline`` (execute a queued run in the calling process),
-``submit_task`` / ``get_task`` / ``list_tasks`` / ``cancel_task``, ``worker_status``,
+``submit_task`` (an identical active task is reused) / ``find_task`` / ``get_task`` /
+``list_tasks`` / ``cancel_task``, ``worker_status``,
 ``worker_alive``, ``ensure_worker``. A run's files are read with
 :class:`recsys_core.jobs.artifacts.RunArtifacts`; background task kinds are registered in
 :data:`recsys_core.jobs.tasks.TASKS`.

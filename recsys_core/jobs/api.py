@@ -344,28 +344,56 @@ def wait(
 
 
 # ----- background tasks ---------------------------------------------------------------------
+def _payload_json(kind: str, payload: dict[str, Any]) -> str:
+    # Sorted keys: the same payload always gives the same text, which is what dedup compares.
+    try:
+        return json.dumps(payload, sort_keys=True)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(
+            f"task {kind!r}: the payload must be JSON-serialisable ({error}); "
+            "pass ids and plain numbers, not objects"
+        ) from None
+
+
 def submit_task(ws: Workspace, kind: str, payload: dict[str, Any]) -> str:
-    """Queue a background engine job ``TASKS[kind](ws, payload, progress)``; returns its id."""
+    """Queue a background engine job ``TASKS[kind](ws, payload, progress)``; returns its id.
+
+    An identical task (same kind and payload) that is still queued or running is not queued
+    again: its id is returned, so a second click or a reloaded page attaches to it.
+    """
     from recsys_core.jobs.plugins import load_plugins
     from recsys_core.jobs.tasks import TASKS
 
     load_plugins()
     if kind not in TASKS:
         raise NotFoundError(f"unknown task kind {kind!r}; known kinds: {sorted(TASKS)}")
-    try:
-        payload_json = json.dumps(payload, sort_keys=True)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(
-            f"task {kind!r}: the payload must be JSON-serialisable ({error}); "
-            "pass ids and plain numbers, not objects"
-        ) from None
+    payload_json = _payload_json(kind, payload)
     task_id = store.new_id("t")
-    with ws.transaction() as conn:
+    with ws.transaction() as conn:  # check and insert in one transaction: no racing duplicate
+        existing = _active_task_id(conn, kind, payload_json)
+        if existing is not None:
+            return existing
         conn.execute(
             "INSERT INTO tasks (id, kind, payload_json, status, created_at) VALUES (?, ?, ?, ?, ?)",
             (task_id, kind, payload_json, QUEUED, time.time()),
         )
     return task_id
+
+
+def find_task(ws: Workspace, kind: str, payload: dict[str, Any]) -> str | None:
+    """The id of a queued or running task identical to ``(kind, payload)``, or None (a page
+    reloaded while its task runs uses this to show that task's progress again)."""
+    with ws.connect() as conn:
+        return _active_task_id(conn, kind, _payload_json(kind, payload))
+
+
+def _active_task_id(conn: Any, kind: str, payload_json: str) -> str | None:
+    row = conn.execute(
+        "SELECT id FROM tasks WHERE kind = ? AND payload_json = ? AND status IN (?, ?)"
+        " ORDER BY created_at DESC LIMIT 1",
+        (kind, payload_json, QUEUED, RUNNING),  # a task being cancelled is not reused
+    ).fetchone()
+    return None if row is None else str(row[0])
 
 
 def get_task(ws: Workspace, task_id: str) -> TaskRecord:

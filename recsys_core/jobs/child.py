@@ -131,8 +131,11 @@ class CancelFlag:
 class EventSink:
     """Turns training callbacks into stored events with progress and ETA, ~2 writes/s.
 
-    Progress is ``epoch / epochs_total`` when the model reports ``epochs_total``; the ETA
-    extrapolates the elapsed fit time linearly over the remaining fraction.
+    Progress is ``epoch / epochs_total`` when the model reports ``epochs_total``. The ETA
+    extrapolates the elapsed fit time per epoch over the epochs likely left: all of them, or,
+    once the model reports its early-stopping state, the likely stop of
+    :func:`recsys_core.jobs.eta.estimate` (its range goes into the event as ``eta_low``,
+    ``eta_high``, ``stop_epoch``, ``stop_epoch_min``).
     """
 
     def __init__(self, ws: Workspace, run_id: str) -> None:
@@ -141,21 +144,29 @@ class EventSink:
         self._flushed = time.monotonic()
         self._progress: float | None = None
         self._eta: float | None = None
+        self._stop: dict[str, float] | None = None  # the latest validation's stop state
 
     def __call__(self, step: int, metrics: dict[str, float]) -> None:
+        from recsys_core.jobs.eta import STOP_KEYS, estimate
         from recsys_core.jobs.runner import merge_event
 
+        metrics = dict(metrics)
         epoch, total = metrics.get("epoch"), metrics.get("epochs_total")
         elapsed = metrics.get("elapsed_s")
+        if all(metrics.get(k) is not None for k in STOP_KEYS) and epoch is not None:
+            self._stop = {k: metrics[k] for k in STOP_KEYS} | {"eval_epoch": float(epoch)}
         if epoch is not None and total:
             fraction = min(1.0, max(0.0, float(epoch) / float(total)))
             self._progress = fraction
             if elapsed is not None and fraction > 0:
-                self._eta = float(elapsed) / fraction * (1.0 - fraction)
+                eta = estimate(float(epoch), float(total), float(elapsed), self._stop)
+                if eta is not None:
+                    self._eta = eta.likely
+                    metrics.update(eta.to_metrics())
         event = {
             "ts": time.time(),
             "step": step,
-            "metrics": dict(metrics),
+            "metrics": metrics,
             "progress": self._progress,
             "eta": self._eta,
         }

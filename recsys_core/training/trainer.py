@@ -272,6 +272,13 @@ def train_loop(
             else:
                 bad_evals += 1
                 stop = bad_evals >= config.patience
+            # What the ETA needs to bound an early stop (recsys_core.jobs.eta).
+            metrics.update(
+                best_epoch=float(best_epoch),
+                bad_evals=float(bad_evals),
+                patience=float(config.patience),
+                eval_every=float(config.eval_every),
+            )
         epoch_seconds.append(time.perf_counter() - started)
         curves["epoch"].append(float(epoch))
         curves["loss"].append(epoch_loss)

@@ -19,8 +19,34 @@ from recsys_core.viz.palette import PALETTE
 
 ACCENT = "#2E91E5"
 AFTER = "#E15F99"
-BASELINE = "#222A2A"
+BASELINE = "#222A2A"  # the baseline is this black in every chart of the page
 FRONT = "#1CA71C"
+#: Marker shapes shared with the Compare page: a star marks the Pareto front there and here.
+FRONT_SYMBOL = "star"
+BASELINE_SYMBOL = "diamond"
+#: Plain-language name of each balance option, shown beside its field name (one setting, one
+#: name everywhere: widgets, grid, tables).
+OPTION_NAMES = {
+    "neg_sampler": "negative sampler",
+    "neg_alpha": "popularity exponent α",
+    "n_negatives": "negatives per positive",
+    "hard_pool": "hard-negative pool",
+    "ips_beta": "inverse-propensity weight β",
+    "pop_norm": "popularity normalisation",
+    "focal_gamma": "focal-loss γ",
+    "pos_weight": "positive weight",
+    "user_cap": "cap per user",
+    "resample": "resampling",
+    "resample_factor": "resampling factor",
+    "head_share": "head share of items",
+    "positive_threshold": "positive threshold",
+}
+
+
+def option_label(name: str) -> str:
+    """``"neg_alpha"`` -> ``"Popularity exponent α (neg_alpha)"``."""
+    plain = OPTION_NAMES.get(name)
+    return f"{plain[0].upper()}{plain[1:]} ({name})" if plain else name
 #: Long-tail axes offered against accuracy, with their direction (True = higher is better).
 TRADEOFF_AXES = {
     "tail_coverage@10": True,
@@ -147,13 +173,18 @@ def bucket_shares(frame: pd.DataFrame, *, title: str) -> go.Figure:
     """
     _need_columns(frame, ("bucket", "source", "share"), "bucket_shares")
     fig = go.Figure()
-    for i, (source, part) in enumerate(frame.groupby("source", sort=False)):
+    others = 0
+    for source, part in frame.groupby("source", sort=False):
+        if str(source) == "baseline":  # the same black as in the trade-off and segment charts
+            colour = BASELINE
+        else:
+            colour, others = PALETTE[others % len(PALETTE)], others + 1
         fig.add_trace(
             go.Bar(
                 x=part["bucket"],
                 y=part["share"],
                 name=str(source),
-                marker={"color": PALETTE[i % len(PALETTE)]},
+                marker={"color": colour},
                 hovertemplate="%{x}: %{y:.1%}<extra>" + str(source) + "</extra>",
             )
         )
@@ -184,7 +215,8 @@ def tradeoff(
 ) -> go.Figure:
     """Accuracy ``y`` against long-tail measure ``x``: one point per setting.
 
-    The baseline (default balance) is a black star, the Pareto front a green line through the
+    The baseline (default balance) is a black diamond; settings on the Pareto front are stars
+    (as on the Compare page), joined by a green line through the
     non-dominated points (``front``, bool [n_points], from :func:`recsys_core.sweeps.pareto_front`
     computed for the same axes and directions).
     """
@@ -208,8 +240,13 @@ def tradeoff(
             mode="markers+text",
             text=names[others],
             textposition="top center",
-            name="setting",
-            marker={"size": 11, "color": ACCENT},
+            cliponaxis=False,  # labels of points at the edge stay readable
+            name="setting (★ on the Pareto front)",
+            marker={
+                "size": np.where(front[others], 15, 11).tolist(),
+                "symbol": np.where(front[others], FRONT_SYMBOL, "circle").tolist(),
+                "color": ACCENT,
+            },
             hovertemplate="%{text}<br>x %{x:.4f}<br>y %{y:.4f}<extra></extra>",
         )
     )
@@ -221,8 +258,9 @@ def tradeoff(
                 mode="markers+text",
                 text=names[done & base],
                 textposition="bottom center",
+                cliponaxis=False,
                 name="baseline (default balance)",
-                marker={"size": 16, "symbol": "star", "color": BASELINE},
+                marker={"size": 14, "symbol": BASELINE_SYMBOL, "color": BASELINE},
                 hovertemplate="baseline<br>x %{x:.4f}<br>y %{y:.4f}<extra></extra>",
             )
         )
@@ -239,12 +277,21 @@ def tradeoff(
             )
         )
     better = "higher" if TRADEOFF_AXES.get(x, True) else "lower"
-    return _layout(
+    fig = _layout(
         fig,
         f"{AXIS_TITLES.get(y, y)} vs {AXIS_TITLES.get(x, x)} ({better} x is better)",
         AXIS_TITLES.get(x, x),
         AXIS_TITLES.get(y, y),
     )
+    # Room for the labels around the outermost points (they are drawn outside the axes).
+    fig.update_layout(margin={"l": 80, "r": 80, "t": 60, "b": 50})
+    for axis, column in (("xaxis", x), ("yaxis", y)):
+        values = points.loc[done, column].to_numpy(dtype=float)
+        if len(values):
+            low, high = float(values.min()), float(values.max())
+            pad = 0.15 * (high - low) or 0.05 * abs(high) or 0.01
+            fig.update_layout({axis: {"range": [low - pad, high + pad]}})
+    return fig
 
 
 def segment_effects(
@@ -279,8 +326,10 @@ def segment_effects(
 
 
 __all__ = [
+    "OPTION_NAMES",
     "TRADEOFF_AXES",
     "bucket_shares",
+    "option_label",
     "point_names",
     "popularity_curve",
     "positives_per_user",

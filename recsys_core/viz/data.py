@@ -7,7 +7,11 @@ instead of being empty.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 
 from recsys_core.data.health import HEAD_SHARE, HealthReport
@@ -66,7 +70,10 @@ def popularity_curve(report: HealthReport) -> go.Figure:
             annotation_text=f"head: {head:,} items = {HEAD_SHARE:.0%} of interactions",
             annotation_position="top right",
         )
-    fig.update_yaxes(type="log")
+    # Ticks at powers of ten only: plotly's default log ticks read "5, 10, 2, 5, 100, 2".
+    fig.update_yaxes(type="log", dtick=1, tickformat=",d")
+    # Ranks start at 1; autorange pads a line plot into negative ranks that do not exist.
+    fig.update_xaxes(range=[0.5, len(counts) + 0.5])
     return _layout(fig, "Item popularity (long tail)", "item rank", "interactions (log)")
 
 
@@ -129,6 +136,71 @@ def interactions_over_time(report: HealthReport) -> go.Figure:
     return _layout(fig, f"Interactions per {unit}", unit, "interactions")
 
 
+#: What each import role means to the analyst (mapping dropdowns, the import report).
+ROLE_LABELS = {
+    "user": "User id",
+    "item": "Item id",
+    "value": "Rating or value",
+    "timestamp": "Timestamp",
+    "event": "Event type",
+    "split": "Split (train/valid/test)",
+}
+
+
+def import_report_table(
+    report: Mapping[str, Any], split_labels: Sequence[Any] | np.ndarray | None = None
+) -> pd.DataFrame:
+    """The import report as a two-column table (``what``, ``value``) an analyst can read.
+
+    Parameters
+    ----------
+    report : ``DatasetInfo.report`` (format, rows read, columns, duplicates, filters, side
+        tables, sizes; notes and warnings are left to the page, which shows them as notes).
+    split_labels : the dataset's predefined split label per interaction, when it has a split
+        column: adds the train/valid/test counts.
+    """
+    rows: list[tuple[str, str]] = []
+
+    def add(what: str, value: Any) -> None:
+        if value not in (None, "", [], {}):
+            rows.append((what, f"{value:,}" if isinstance(value, int) else str(value)))
+
+    add("Format", report.get("format"))
+    add("Source", report.get("source"))
+    add("Rows read", report.get("rows_read"))
+    columns = report.get("columns") or {}
+    add(
+        "Columns used",
+        ", ".join(f"{ROLE_LABELS.get(r, r)} ← {c}" for r, c in columns.items() if c),
+    )
+    add("Timestamps", report.get("timestamp_unit"))
+    dup = report.get("duplicates") or {}
+    if dup:
+        add(
+            "Repeated user-item rows",
+            f"{dup.get('rows_removed', 0):,} removed from {dup.get('pairs_affected', 0):,} "
+            f"pairs (kept: {dup.get('policy', '?')})",
+        )
+    add("Rows removed by filters", report.get("filtered_rows"))
+    for kind, side in (report.get("side") or {}).items():
+        text = f"{side.get('rows', 0):,} rows, {side.get('matched', 0):,} matched"
+        if side.get("unmatched_count"):
+            examples = ", ".join(map(str, side.get("unmatched_examples", [])[:3]))
+            text += f", {side['unmatched_count']:,} without interactions (e.g. {examples})"
+        if side.get("columns"):
+            text += f"; columns: {', '.join(map(str, side['columns']))}"
+        add(f"Side table: {kind}", text)
+    add("Users", report.get("n_users"))
+    add("Items", report.get("n_items"))
+    add("Interactions", report.get("n_interactions"))
+    if split_labels is not None and len(split_labels):
+        counts = pd.Series(np.asarray(split_labels, dtype=object)).value_counts()
+        order = [p for p in ("train", "valid", "test") if p in counts.index]
+        order += [p for p in counts.index if p not in order]
+        add("Split column", " · ".join(f"{p} {int(counts[p]):,}" for p in order))
+    return pd.DataFrame(rows, columns=["what", "value"])
+
+
 def health_figures(report: HealthReport) -> dict[str, go.Figure]:
     """All four figures keyed by name, in display order."""
     return {
@@ -140,7 +212,9 @@ def health_figures(report: HealthReport) -> dict[str, go.Figure]:
 
 
 __all__ = [
+    "ROLE_LABELS",
     "health_figures",
+    "import_report_table",
     "interactions_over_time",
     "popularity_curve",
     "rating_histogram",

@@ -360,6 +360,17 @@ def curves_frame(events: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def has_curves(events: Iterable[Mapping[str, Any]]) -> bool:
+    """True when the events hold a loss or validation value to plot.
+
+    Closed-form models (EASE, ItemKNN) report progress without either; their runs show a note
+    instead of two empty plots.
+    """
+    frame = curves_frame(events)
+    columns = [c for c in frame.columns if c == "loss" or str(c).startswith("valid")]
+    return bool(columns) and bool(frame[columns].notna().any().any())
+
+
 def training_curves(events: Iterable[Mapping[str, Any]], title: str = "") -> go.Figure:
     """Loss (left) and validation metrics (right) against epoch, or step when no epochs.
 
@@ -397,6 +408,7 @@ def training_curves(events: Iterable[Mapping[str, Any]], title: str = "") -> go.
 __all__ = [
     "LOWER_IS_BETTER",
     "curves_frame",
+    "has_curves",
     "leaderboard_bars",
     "leaderboard_table",
     "metric_base",
