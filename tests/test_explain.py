@@ -132,6 +132,10 @@ def _short(cls: type[Recommender]) -> Recommender:
     names = {f.name for f in dataclasses.fields(cls.Config)}
     short = {"epochs": 2, "iterations": 3, "foldin_steps": 5}
     overrides = {k: v for k, v in short.items() if k in names}
+    if "components" in names:
+        # A fusion fits each component with its default config (SASRec: up to 200 epochs, two
+        # minutes of a busy CI core); test_sequence_window explains one with a short SASRec.
+        overrides["components"] = ("ease", "itemknn")
     return cls(cls.Config(**overrides), device="cpu", seed=0)
 
 
