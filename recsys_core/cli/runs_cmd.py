@@ -29,6 +29,22 @@ from recsys_core.errors import ConfigError
 _RENAMED = {"seed": "split-seed", "k": "split-k", "protocol": "split"}
 
 
+def add_split_flags(p: argparse.ArgumentParser) -> None:
+    """One ``--FIELD`` flag per SplitSpec field (``dest=split__FIELD``), shared by every command
+    that makes a split: submit, sweep, tune."""
+    for spec in _split_fields():
+        flag = "--" + _RENAMED.get(spec.name, spec.name.replace("_", "-"))
+        extra = {"choices": list(spec.choices)} if spec.choices else {}
+        p.add_argument(
+            flag,
+            dest=f"split__{spec.name}",
+            default=None,
+            metavar="VALUE",
+            help=f"split: {spec.help} (default {spec.default!r})",
+            **extra,
+        )
+
+
 def _split_fields() -> list[Any]:
     try:
         from recsys_core.config import describe
@@ -61,17 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NAME=VALUE",
         help="BalanceConfig option, repeatable (e.g. neg_alpha=0.5)",
     )
-    for spec in _split_fields():
-        flag = "--" + _RENAMED.get(spec.name, spec.name.replace("_", "-"))
-        extra = {"choices": list(spec.choices)} if spec.choices else {}
-        p.add_argument(
-            flag,
-            dest=f"split__{spec.name}",
-            default=None,
-            metavar="VALUE",
-            help=f"split: {spec.help} (default {spec.default!r})",
-            **extra,
-        )
+    add_split_flags(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int, default=0, help="model seed (default 0)")
     p.add_argument("--group", default=None, help="sweep/group name")

@@ -18,7 +18,7 @@ import math
 from typing import Any
 
 from recsys_core.cli.main import print_json, workspace_of
-from recsys_core.cli.runs_cmd import _RENAMED, _pairs, _split_fields
+from recsys_core.cli.runs_cmd import _pairs, add_split_flags
 from recsys_core.errors import ConfigError
 
 #: Columns printed per point (accuracy first, then the long-tail figures).
@@ -55,17 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NAME=VALUE",
         help="base balance option shared by every point",
     )
-    for spec in _split_fields():
-        flag = "--" + _RENAMED.get(spec.name, spec.name.replace("_", "-"))
-        extra = {"choices": list(spec.choices)} if spec.choices else {}
-        p.add_argument(
-            flag,
-            dest=f"split__{spec.name}",
-            default=None,
-            metavar="VALUE",
-            help=f"split: {spec.help} (default {spec.default!r})",
-            **extra,
-        )
+    add_split_flags(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int, default=0, help="model seed (default 0)")
     p.add_argument(

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from recsys_core.cli.main import print_json, workspace_of
-from recsys_core.cli.runs_cmd import _RENAMED, _pairs, _split_fields
+from recsys_core.cli.runs_cmd import _pairs, add_split_flags
 from recsys_core.errors import ConfigError
 
 
@@ -48,17 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pruner", default="median", choices=("median", "halving", "none"))
     p.add_argument("--parallel", type=int, default=1, help="trials executing at once")
     p.add_argument("--executor", choices=("local", "ray"), default=None, help="where runs go")
-    for spec in _split_fields():
-        flag = "--" + _RENAMED.get(spec.name, spec.name.replace("_", "-"))
-        extra = {"choices": list(spec.choices)} if spec.choices else {}
-        p.add_argument(
-            flag,
-            dest=f"split__{spec.name}",
-            default=None,
-            metavar="VALUE",
-            help=f"split: {spec.help} (default {spec.default!r})",
-            **extra,
-        )
+    add_split_flags(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int, default=0, help="model and sampler seed (default 0)")
     p.add_argument("--show", metavar="STUDY", help="print an existing study and exit")

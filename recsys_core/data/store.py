@@ -444,44 +444,77 @@ def _store(
             _write_side(result.items, ITEM, tmp / ITEMS_FILE)
         if result.users is not None:
             _write_side(result.users, USER, tmp / USERS_FILE)
-        with ws.transaction() as conn:
-            # Another process may have imported the same content since our first look.
-            row = conn.execute(
-                "SELECT * FROM datasets WHERE content_hash = ? LIMIT 1", (digest,)
-            ).fetchone()
-            if row is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
-                return replace(_info(row), already_imported=True)
-            name = _unique_name(conn, _check_name(base_name), explicit_name is not None)
-            info = DatasetInfo(
-                id=dataset_id,
-                name=name,
-                source=source,
-                content_hash=digest,
-                created_at=time.time(),
-                n_users=result.data.n_users,
-                n_items=result.data.n_items,
-                n_interactions=result.data.nnz,
-                options=config_to_dict(options),
-                report=result.report,
-            )
-            conn.execute(
-                "INSERT INTO datasets (id, name, content_hash, source, created_at, options_json, "
-                "summary_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    info.id,
-                    info.name,
-                    info.content_hash,
-                    info.source,
-                    info.created_at,
-                    json.dumps(info.options),
-                    json.dumps(_summary(info, info.report), default=_plain),
-                ),
-            )
-            tmp.rename(ws.datasets_dir / dataset_id)
+        info = commit_dataset(
+            ws,
+            tmp,
+            digest=digest,
+            base_name=base_name,
+            explicit=explicit_name is not None,
+            source=source,
+            shape=(result.data.n_users, result.data.n_items, result.data.nnz),
+            options=options,
+            report=result.report,
+        )
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return info
+
+
+def commit_dataset(
+    ws: Workspace,
+    tmp: Path,
+    *,
+    digest: str,
+    base_name: str,
+    explicit: bool,
+    source: str,
+    shape: tuple[int, int, int],
+    options: Any,
+    report: dict[str, Any],
+) -> DatasetInfo:
+    """Register the dataset folder written at ``tmp`` (``.tmp-<id>``) and move it into place in
+    one transaction: all-or-nothing, for an import and an appended version alike.
+
+    ``shape`` is (users, items, interactions). When another process stored the same content
+    (``digest``) since the caller's first look, that dataset is returned with
+    ``already_imported=True`` and ``tmp`` is removed. The caller removes ``tmp`` if this raises.
+    """
+    dataset_id = tmp.name.removeprefix(".tmp-")
+    with ws.transaction() as conn:
+        row = conn.execute(
+            "SELECT * FROM datasets WHERE content_hash = ? LIMIT 1", (digest,)
+        ).fetchone()
+        if row is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return replace(_info(row), already_imported=True)
+        n_users, n_items, n_interactions = shape
+        info = DatasetInfo(
+            id=dataset_id,
+            name=_unique_name(conn, _check_name(base_name), explicit),
+            source=source,
+            content_hash=digest,
+            created_at=time.time(),
+            n_users=n_users,
+            n_items=n_items,
+            n_interactions=n_interactions,
+            options=config_to_dict(options),
+            report=report,
+        )
+        conn.execute(
+            "INSERT INTO datasets (id, name, content_hash, source, created_at, options_json, "
+            "summary_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                info.id,
+                info.name,
+                info.content_hash,
+                info.source,
+                info.created_at,
+                json.dumps(info.options),
+                json.dumps(_summary(info, info.report), default=_plain),
+            ),
+        )
+        tmp.rename(ws.datasets_dir / dataset_id)
     _write_meta(ws, info)
     return info
 

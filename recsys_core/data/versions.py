@@ -25,7 +25,6 @@ import hashlib
 import json
 import shutil
 import tempfile
-import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -329,44 +328,20 @@ def _store_version(
             store._write_side(items, ITEM, tmp / store.ITEMS_FILE)
         if users is not None:
             store._write_side(users, USER, tmp / store.USERS_FILE)
-        n_users, n_items = len(user_vocab), len(item_vocab)
-        with ws.transaction() as conn:
-            row = conn.execute(
-                "SELECT * FROM datasets WHERE content_hash = ? LIMIT 1", (digest,)
-            ).fetchone()
-            if row is not None:  # another process appended the same batch meanwhile
-                shutil.rmtree(tmp, ignore_errors=True)
-                return replace(store._info(row), already_imported=True)
-            info = store.DatasetInfo(
-                id=dataset_id,
-                name=store._unique_name(conn, store._check_name(base_name), explicit),
-                source=source,
-                content_hash=digest,
-                created_at=time.time(),
-                n_users=n_users,
-                n_items=n_items,
-                n_interactions=len(frame),
-                options=config_to_dict(options),
-                report=report,
-            )
-            conn.execute(
-                "INSERT INTO datasets (id, name, content_hash, source, created_at, options_json, "
-                "summary_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    info.id,
-                    info.name,
-                    info.content_hash,
-                    info.source,
-                    info.created_at,
-                    json.dumps(info.options),
-                    json.dumps(store._summary(info, report), default=store._plain),
-                ),
-            )
-            tmp.rename(ws.datasets_dir / dataset_id)
+        info = store.commit_dataset(
+            ws,
+            tmp,
+            digest=digest,
+            base_name=base_name,
+            explicit=explicit,
+            source=source,
+            shape=(len(user_vocab), len(item_vocab), len(frame)),
+            options=options,
+            report=report,
+        )
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    store._write_meta(ws, info)
     return info
 
 
