@@ -213,6 +213,127 @@ def step_balance_two_point_sweep(walk: Walk) -> None:
     walk.shot("balance")
 
 
+#: The RecBole upload: user 1 has far more history than SASRec's 50-item window (issue 19).
+RECBOLE_NAME = "recbole-walk"
+LONG_USER = "1"
+
+
+def _write_recbole_inter(folder: Path) -> Path:
+    """A small RecBole ``.inter`` file with planted structure: three item clusters, each user
+    mostly within one, in time order; user 1 has 80 items (over SASRec's 50-item window)."""
+    import numpy as np
+
+    rng = np.random.default_rng(19)
+    n_items, n_clusters = 120, 3
+    rows = []
+    for user in range(1, 61):
+        cluster = user % n_clusters
+        size = 80 if str(user) == LONG_USER else int(rng.integers(8, 16))
+        own = np.arange(cluster, n_items, n_clusters)
+        rest = np.setdiff1d(np.arange(n_items), own)
+        picked = np.concatenate(
+            [rng.choice(own, size=min(size, len(own)), replace=False),
+             rng.choice(rest, size=max(0, size - len(own)), replace=False)]
+        ).tolist()  # fmt: skip
+        start = int(rng.integers(880_000_000, 890_000_000))
+        for step, item in enumerate(picked):
+            rows.append(f"{user}\t{item + 1}\t{rng.integers(1, 6)}.0\t{start + 3600 * step}.0")
+    path = folder / f"{RECBOLE_NAME}.inter"
+    header = "user_id:token\titem_id:token\trating:float\ttimestamp:float"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def step_data_upload_recbole_inter(walk: Walk) -> None:
+    path = _write_recbole_inter(walk.workspace.parent)
+    walk.goto_page("Data")
+    walk.page.get_by_text("Import a dataset").first.click()  # collapsed once datasets exist
+    uploader = walk.page.locator('[data-testid="stFileUploader"]').filter(
+        has_text="Interactions file"
+    )
+    uploader.locator('input[type="file"]').set_input_files(str(path))
+    walk.text("Column mapping")
+    # RecBole's name:type headers are recognised (before, the import said "no user column").
+    walk.page.locator("code", has_text="recbole").first.wait_for()
+    walk.page.get_by_label("Dataset name (optional)").fill(RECBOLE_NAME)
+    walk.page.get_by_role("button", name="Import", exact=True).click()
+    walk.text(f"Health · {RECBOLE_NAME}")
+    walk.text("Import report")
+    walk.no_exception()
+
+
+def _grid_rows(grid) -> list[list[str]]:  # noqa: ANN001 - a Playwright locator of a stDataFrame
+    """The cell texts of a st.dataframe's rendered rows, top down (glide-data-grid draws on a
+    canvas and mirrors the cells in a hidden accessible table, which this reads)."""
+    cells = grid.locator('[role="row"] [role="gridcell"]')
+    cells.first.wait_for(state="attached", timeout=30_000)
+    rows = []
+    for row in grid.locator('[role="row"]').all():
+        texts = [(c.text_content() or "").strip() for c in row.locator('[role="gridcell"]').all()]
+        if texts:
+            rows.append(texts)
+    return rows
+
+
+def step_explain_long_history_sasrec(walk: Walk) -> None:
+    from recsys_core.data.store import get_dataset
+    from recsys_core.jobs import api
+    from recsys_core.workspace import Workspace
+
+    ws = Workspace(walk.workspace)
+    dataset = get_dataset(ws, RECBOLE_NAME).id
+    run = api.submit(
+        ws,
+        {
+            "dataset": dataset,
+            "model": "sasrec",
+            "split": {"protocol": "leave_last"},  # keeps user 1's history over the window
+            "config": {"epochs": 3, "hidden": 16, "batch_size": 32},
+            "label": "sasrec-short",
+        },
+    )
+    record = api.wait(ws, run, timeout=PATIENCE)
+    assert record.status == "done", (record.status, record.error)
+    walk.page.goto(
+        f"{walk.url}/explain?dataset={dataset}&run={run}&user={LONG_USER}",
+        wait_until="domcontentloaded",
+    )
+    walk.text(f"User {LONG_USER}")
+    walk.text("oldest first")  # the history table's caption
+    walk.page.get_by_role("button", name="Explain in the background").click()
+    walk.text("Recommended because")
+    walk.no_exception()
+    # The explained item (the page writes its raw id into the URL; titles are the ids here) ...
+    from urllib.parse import parse_qs, urlparse
+
+    item = parse_qs(urlparse(walk.page.url).query)["item"][0]
+    metric = walk.page.locator('[data-testid="stMetric"]').filter(has_text="Rank")
+    explained_rank = int(metric.locator('[data-testid="stMetricValue"]').inner_text().strip())
+    # ... sits in the Top-10 table at the rank its explanation states.
+    rows = _grid_rows(walk.page.locator('[data-testid="stDataFrame"]').nth(1))
+    positions = [n for n, row in enumerate(rows, start=1) if row[1:2] == [item]]
+    assert positions, f"item {item} is not in the Top-10 table {rows}"
+    assert rows[positions[0] - 1][0] == str(positions[0]), rows
+    assert positions[0] == explained_rank, (
+        f"the Top-10 table lists item {item} at #{positions[0]} but its explanation says rank "
+        f"{explained_rank}"
+    )
+
+
+def step_tune_page(walk: Walk) -> None:
+    walk.goto_page("Tune")
+    walk.text("Search space")
+    walk.no_exception()
+    walk.shot("tune")
+
+
+def step_timeline_page(walk: Walk) -> None:
+    walk.goto_page("Timeline")
+    walk.text("Start a rolling evaluation")
+    walk.no_exception()
+    walk.shot("timeline")
+
+
 STEPS: list[Callable[[Walk], None]] = [
     step_home_load_sample,
     step_data_health,
@@ -221,6 +342,10 @@ STEPS: list[Callable[[Walk], None]] = [
     step_explain_a_recommendation,
     step_embeddings_map_with_a_user,
     step_balance_two_point_sweep,
+    step_data_upload_recbole_inter,
+    step_explain_long_history_sasrec,
+    step_tune_page,
+    step_timeline_page,
     # Embeddings, Explain and Balance steps are appended here by their owners.
 ]
 
