@@ -2,7 +2,8 @@
 
 The app runs as ``streamlit run app.py`` on a free local port with a temporary workspace and
 its own worker process. The walk is a list of ordered step functions (:data:`STEPS`), each
-taking the shared :class:`Walk`; the Embeddings, Explain and Balance owners append theirs.
+taking the shared :class:`Walk`, each run as a test of its own in that order (so each step has
+its own time limit and name in the report); after a failed step the rest are skipped.
 Every step leaves a screenshot in ``test-artifacts/`` and refreshes ``docs/screenshots/``
 (the README's pictures).
 """
@@ -381,10 +382,10 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(timeout=5)
 
 
-@pytest.fixture()
-def app_url(tmp_path) -> Iterator[tuple[str, Path]]:
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     """``streamlit run app.py`` on a free port, plus a worker, on a temporary workspace."""
-    workspace = tmp_path / "ws"
+    workspace = tmp_path_factory.mktemp("walk") / "ws"
     env = dict(
         os.environ,
         RECSYS_EXPLORER_HOME=str(workspace),
@@ -437,12 +438,9 @@ def app_url(tmp_path) -> Iterator[tuple[str, Path]]:
         app_log.close()
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="Debian's chromium is not installed (make test installs it: apt-get install chromium)",
-)
-@pytest.mark.timeout(1500)  # the whole walk, training and maps included, on a busy CI
-def test_main_path_in_a_real_browser(app_url):
+@pytest.fixture(scope="module")
+def walk(app_url) -> Iterator[Walk]:
+    """One browser page for the whole walk, opened the way a restored tab opens it."""
     from playwright.sync_api import sync_playwright
 
     url, workspace = app_url
@@ -458,12 +456,28 @@ def test_main_path_in_a_real_browser(app_url):
             nav.get_by_role("link", name="Home", exact=True).wait_for(timeout=PATIENCE * 1000)
             page.get_by_role("heading", level=1).filter(has_text="Data").wait_for()
             page.goto(url, wait_until="domcontentloaded")
-            walk = Walk(page=page, url=url, workspace=workspace)
-            for step in STEPS:
-                try:
-                    step(walk)
-                except Exception:
-                    page.screenshot(path=str(ARTIFACTS / f"failed-{step.__name__}.png"))
-                    raise
+            yield Walk(page=page, url=url, workspace=workspace)
         finally:
             browser.close()
+
+
+#: The first step that failed: the walk is one story, so the steps after it are skipped.
+_FAILED: list[str] = []
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="Debian's chromium is not installed (make test installs it: apt-get install chromium)",
+)
+@pytest.mark.timeout(PATIENCE + 60)
+@pytest.mark.parametrize("step", STEPS, ids=lambda step: step.__name__.removeprefix("step_"))
+def test_main_path_in_a_real_browser(step, walk):
+    """One step of the walk a test each (in order, on one page), so each has its own time."""
+    if _FAILED:
+        pytest.skip(f"an earlier step of the walk failed: {_FAILED[0]}")
+    try:
+        step(walk)
+    except Exception:
+        _FAILED.append(step.__name__)
+        walk.page.screenshot(path=str(ARTIFACTS / f"failed-{step.__name__}.png"))
+        raise
