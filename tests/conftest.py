@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from recsys_core.data.synthetic import SyntheticConfig, make_synthetic
 
-torch.set_num_threads(2)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two xdist workers on two cores, beside the app, worker and Ray processes
+    # some tests start: one torch thread each (and for the processes they start), or OpenMP's
+    # spinning threads oversubscribe the machine (a 4 s two-tower test took 90 s in the suite).
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+else:
+    torch.set_num_threads(2)
 
 
 @pytest.fixture(scope="session")
