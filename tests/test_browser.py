@@ -216,6 +216,7 @@ def step_balance_two_point_sweep(walk: Walk) -> None:
 
 #: The RecBole upload: user 1 has far more history than SASRec's 50-item window (issue 19).
 RECBOLE_NAME = "recbole-walk"
+SASREC_LABEL = "sasrec-short"
 LONG_USER = "1"
 
 
@@ -276,6 +277,27 @@ def _grid_rows(grid) -> list[list[str]]:  # noqa: ANN001 - a Playwright locator 
     return rows
 
 
+def step_train_short_sasrec(walk: Walk) -> None:
+    """A short SASRec on the uploaded file, queued like any run (the next step explains it)."""
+    from recsys_core.data.store import get_dataset
+    from recsys_core.jobs import api
+    from recsys_core.workspace import Workspace
+
+    ws = Workspace(walk.workspace)
+    run = api.submit(
+        ws,
+        {
+            "dataset": get_dataset(ws, RECBOLE_NAME).id,
+            "model": "sasrec",
+            "split": {"protocol": "leave_last"},  # keeps user 1's history over the window
+            "config": {"epochs": 3, "hidden": 16, "batch_size": 32},
+            "label": SASREC_LABEL,
+        },
+    )
+    record = api.wait(ws, run, timeout=PATIENCE)
+    assert record.status == "done", (record.status, record.error)
+
+
 def step_explain_long_history_sasrec(walk: Walk) -> None:
     from recsys_core.data.store import get_dataset
     from recsys_core.jobs import api
@@ -283,18 +305,7 @@ def step_explain_long_history_sasrec(walk: Walk) -> None:
 
     ws = Workspace(walk.workspace)
     dataset = get_dataset(ws, RECBOLE_NAME).id
-    run = api.submit(
-        ws,
-        {
-            "dataset": dataset,
-            "model": "sasrec",
-            "split": {"protocol": "leave_last"},  # keeps user 1's history over the window
-            "config": {"epochs": 3, "hidden": 16, "batch_size": 32},
-            "label": "sasrec-short",
-        },
-    )
-    record = api.wait(ws, run, timeout=PATIENCE)
-    assert record.status == "done", (record.status, record.error)
+    run = next(r.id for r in api.list_runs(ws) if r.spec.label == SASREC_LABEL)
     walk.page.goto(
         f"{walk.url}/explain?dataset={dataset}&run={run}&user={LONG_USER}",
         wait_until="domcontentloaded",
@@ -344,6 +355,7 @@ STEPS: list[Callable[[Walk], None]] = [
     step_embeddings_map_with_a_user,
     step_balance_two_point_sweep,
     step_data_upload_recbole_inter,
+    step_train_short_sasrec,
     step_explain_long_history_sasrec,
     step_tune_page,
     step_timeline_page,
