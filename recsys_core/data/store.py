@@ -170,13 +170,7 @@ def import_bytes(
 ) -> DatasetInfo:
     """Import uploaded bytes (``filename`` tells the format: .csv, .tsv, .parquet, .zip...)."""
     options = options or ImportOptions()
-    if len(data) > options.max_bytes:
-        raise DataError(
-            f"the upload is {len(data) / 2**20:.1f} MB, over the limit of "
-            f"{options.max_file_mb:g} MB",
-            where=filename,
-            fix="raise max_file_mb or upload a smaller file",
-        )
+    check_upload_size(data, filename, options)
     safe_name = Path(filename).name or "upload.csv"
     digest = _hash_bytes(data, options)
     if (existing := _find_hash(ws, digest)) is not None:
@@ -517,6 +511,17 @@ def commit_dataset(
         tmp.rename(ws.datasets_dir / dataset_id)
     _write_meta(ws, info)
     return info
+
+
+def check_upload_size(data: bytes, filename: str, options: ImportOptions) -> None:
+    """Refuse an upload over ``options.max_file_mb`` (imports and appended versions alike)."""
+    if len(data) > options.max_bytes:
+        raise DataError(
+            f"the upload is {len(data) / 2**20:.1f} MB, over the limit of "
+            f"{options.max_file_mb:g} MB",
+            where=filename,
+            fix="raise max_file_mb or upload a smaller file",
+        )
 
 
 def _check_name(name: str) -> str:

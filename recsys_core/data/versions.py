@@ -137,13 +137,7 @@ def append_bytes(
     """Append uploaded bytes (``filename`` tells the format) to dataset ``parent``."""
     info = store.get_dataset(ws, parent)
     options = _batch_options(info, options)
-    if len(data) > options.max_bytes:
-        raise DataError(
-            f"the upload is {len(data) / 2**20:.1f} MB, over the limit of "
-            f"{options.max_file_mb:g} MB",
-            where=filename,
-            fix="raise max_file_mb or upload a smaller file",
-        )
+    store.check_upload_size(data, filename, options)
     safe_name = Path(filename).name or "append.csv"
     digest = _digest(info, hashlib.sha256(data).hexdigest(), options)
     if (existing := store._find_hash(ws, digest)) is not None:

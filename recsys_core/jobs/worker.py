@@ -457,19 +457,14 @@ class Worker:
             run_id, spec, device = got
             claimed = True
             if device.startswith("!"):
-                store.update_run(
-                    self.ws,
-                    run_id,
-                    allowed=(RUNNING,),
-                    status=FAILED,
-                    finished_at=time.time(),
-                    device_used=None,
-                    error=f"device {spec.device!r} is not available on the worker's machine "
-                    f"(found: {', '.join(self.gpus + ['cpu'])}); resubmit with device auto or cpu",
+                refusal = (
+                    f"device {spec.device!r} is not available on the worker's machine "
+                    f"(found: {', '.join(self.gpus + ['cpu'])}); resubmit with device auto or cpu"
                 )
-                continue
-            if (refusal := _unwritable(self.ws.runs_dir / run_id)) is not None:
+            else:
                 # The child's log lives in the run folder: fail the run, not the worker.
+                refusal = _unwritable(self.ws.runs_dir / run_id)
+            if refusal is not None:
                 store.update_run(
                     self.ws,
                     run_id,
