@@ -25,11 +25,11 @@ import torch
 from recsys_core.data.interactions import Interactions
 from recsys_core.device import resolve_device
 from recsys_core.errors import ConfigError, NotFoundError
+from recsys_core.sample import BENCH_PROTOCOLS, SAMPLE_RATINGS, SAMPLE_SPLIT_FILE
 from recsys_core.split import Split, SplitSpec, make_split
 
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data" / "ml-latest-small"
-DEFAULT_DATASET = SAMPLE_DIR / "ratings.csv"
-DEFAULT_SPLIT_FILE = SAMPLE_DIR / "split_random_80_10_10.csv"
+DEFAULT_DATASET = SAMPLE_RATINGS
+DEFAULT_SPLIT_FILE = SAMPLE_SPLIT_FILE
 
 #: Peer figures on ml-latest-small with the fixed 80/10/10 split (model-zoo issue, 2-core CPU):
 #: model key -> (peer, NDCG@10, Recall@10, peer wall seconds).
@@ -235,9 +235,6 @@ def eval_speed_benchmark(
         "threads": float(torch.get_num_threads()),
         "ranking_seconds": timings.get("ranked", start + total) - start,
     }
-
-
-BENCH_PROTOCOLS = ("fixed", "random", "leave_last")
 
 
 def bench_split_spec(protocol: str, split_file: str | Path | None, seed: int) -> SplitSpec:

@@ -22,7 +22,6 @@ embeddings (ItemKNN, EASE, RP3beta) are mapped from their item-item similarity i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -35,9 +34,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys_core.config import config_from_dict, config_to_dict, param, validate
+from recsys_core.config import config_from_dict, config_to_dict
 from recsys_core.data.columns import CATEGORIES, TITLE
 from recsys_core.errors import ConfigError, DataError, NotFoundError
+from recsys_core.map_options import WHAT, MapOptions
 
 if TYPE_CHECKING:
     from recsys_core.data.interactions import Interactions
@@ -46,8 +46,6 @@ if TYPE_CHECKING:
 #: ``progress(step, metrics)`` with ``metrics["fraction"]`` in [0, 1] (same shape as training).
 ProgressFn = Callable[[int, dict[str, float]], None]
 
-METRICS = ("cosine", "euclidean")
-WHAT = ("items", "users")
 #: Fewer points than this cannot make a meaningful neighbourhood graph.
 MIN_POINTS = 5
 #: Maps with more points than this are computed as a background job by the page.
@@ -67,44 +65,6 @@ SOURCE_USERS = "user embeddings"
 SOURCE_SIMILARITY = "from item-item similarity"
 SOURCE_USER_MEAN = "users as the mean of their training items' embeddings"
 SOURCE_USER_SIMILARITY = "users as the mean of their training items' similarity vectors"
-
-
-@dataclass(frozen=True)
-class MapOptions:
-    """How a map is computed; the cache key of :func:`run_map` is a hash of these fields."""
-
-    metric: str = param("cosine", "distance between embedding vectors", choices=METRICS)
-    n_neighbors: int = param(
-        15, "UMAP neighbourhood size: larger keeps more global structure", low=2, high=200
-    )
-    min_dist: float = param(
-        0.1,
-        "UMAP minimum distance between points on the map: smaller packs clusters tighter",
-        low=0.0,
-        high=1.0,
-    )
-    seed: int = param(0, "random seed (fixed seed = the same map every time)", low=0)
-    max_fit: int = param(
-        10_000,
-        "UMAP is fitted on at most this many points (a seeded sample); the rest are transformed",
-        low=100,
-        high=1_000_000,
-        log=True,
-    )
-    n_epochs: int = param(
-        0,
-        "UMAP optimisation epochs; 0 = UMAP's default (500 up to 10k points, 200 above)",
-        low=0,
-        high=2_000,
-    )
-
-    def __post_init__(self) -> None:
-        validate(self)
-
-    def key(self) -> str:
-        """A short stable hash of the options (the cache file name)."""
-        text = json.dumps(config_to_dict(self), sort_keys=True)
-        return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True, eq=False)

@@ -166,7 +166,7 @@ def cmd_import_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from recsys_core.data.store import list_datasets
+    from recsys_core.data.catalog import list_datasets
 
     infos = list_datasets(workspace_of(args))
     if args.json:

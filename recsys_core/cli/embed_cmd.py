@@ -22,7 +22,7 @@ from recsys_core.cli.main import print_json, workspace_of
 
 def register(sub: argparse._SubParsersAction) -> None:
     from recsys_core.config import describe
-    from recsys_core.embeddings import METRICS, WHAT, MapOptions
+    from recsys_core.map_options import METRICS, WHAT, MapOptions
 
     defaults = {spec.name: spec.default for spec in describe(MapOptions)}
     p = sub.add_parser(

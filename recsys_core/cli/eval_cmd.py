@@ -14,18 +14,18 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from recsys_core.cli.main import print_json, workspace_of
 from recsys_core.errors import ConfigError
 
+if TYPE_CHECKING:  # numpy and pandas load when a command runs, not when the parser is built
+    import pandas as pd
+
 
 def register(subparsers: Any) -> None:
     """Add ``evaluate`` and ``bench`` to the top-level parser."""
-    from recsys_core.split import PROTOCOLS
+    from recsys_core.split_spec import PROTOCOLS
 
     p = subparsers.add_parser(
         "evaluate",
@@ -67,9 +67,9 @@ def register(subparsers: Any) -> None:
         description="Every rating a positive, full ranking, test ranking excluding train and "
         "valid items, early stopping on valid NDCG@10 where a model has it.",
     )
-    from recsys_core.bench import BENCH_PROTOCOLS, DEFAULT_DATASET, DEFAULT_SPLIT_FILE
+    from recsys_core.sample import BENCH_PROTOCOLS, SAMPLE_RATINGS, SAMPLE_SPLIT_FILE
 
-    b.add_argument("--dataset", default=str(DEFAULT_DATASET), help="interaction file")
+    b.add_argument("--dataset", default=str(SAMPLE_RATINGS), help="interaction file")
     b.add_argument(
         "--split",
         choices=BENCH_PROTOCOLS,
@@ -79,7 +79,7 @@ def register(subparsers: Any) -> None:
     )
     b.add_argument(
         "--split-file",
-        default=str(DEFAULT_SPLIT_FILE),
+        default=str(SAMPLE_SPLIT_FILE),
         help="predefined split file; 'none' = random 80/10/10",
     )
     b.add_argument("--models", help="comma-separated registry keys (default: the reference set)")
@@ -225,6 +225,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def metrics_table(results: list[tuple[str, Any, float, Any]], k: int) -> pd.DataFrame:
+    import pandas as pd
+
     """Model rows x accuracy-metric columns at cut-off ``k``, cells ``value [ci_low, ci_high]``."""
     from recsys_core.metrics import METRICS
 
@@ -240,6 +242,8 @@ def metrics_table(results: list[tuple[str, Any, float, Any]], k: int) -> pd.Data
 
 
 def summary_table(results: list[tuple[str, Any, float, Any]], k: int) -> pd.DataFrame:
+    import pandas as pd
+
     """Model rows x beyond-accuracy metrics at ``k``, fit and evaluation seconds, device."""
     rows = {}
     for key, model, fit_seconds, report in results:
@@ -261,6 +265,9 @@ def _recs_path(path: Path, key: str, n_models: int) -> Path:
 def write_recs(path: Path, data: Any, report: Any, *, k: int) -> Path:
     """CSV of every test user's top-``k``: columns user, item, rank (1 = best), score, with raw
     ids, so anyone can recompute the metrics independently."""
+    import numpy as np
+    import pandas as pd
+
     items = report.recs_items[:, :k]
     scores = report.recs_scores[:, :k]
     users = report.test_users.repeat(items.shape[1])

@@ -48,7 +48,7 @@ def add_split_flags(p: argparse.ArgumentParser) -> None:
 def _split_fields() -> list[Any]:
     try:
         from recsys_core.config import describe
-        from recsys_core.split import SplitSpec
+        from recsys_core.split_spec import SplitSpec
     except ImportError:  # the split module failing must not take the other commands down
         return []
     return describe(SplitSpec)
@@ -193,7 +193,7 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from recsys_core.data.store import get_dataset, list_datasets
+    from recsys_core.data.catalog import get_dataset, list_datasets
     from recsys_core.jobs import api
 
     ws = workspace_of(args)

@@ -26,13 +26,20 @@ import tempfile
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from recsys_core.config import config_from_dict, config_to_dict
+from recsys_core.data.catalog import (
+    DatasetInfo,
+    find_by_hash,
+    get_dataset,
+    info_of_row,
+    list_datasets,
+)
 from recsys_core.data.columns import ITEM, USER
 from recsys_core.data.importer import (
     ImportOptions,
@@ -45,6 +52,7 @@ from recsys_core.data.importer import (
 from recsys_core.data.interactions import Interactions
 from recsys_core.data.readers import RawData, data_name, hash_path, read_table_path
 from recsys_core.errors import DataError, NotFoundError
+from recsys_core.sample import SAMPLE_DIR, SAMPLE_RATINGS, SAMPLE_SPLIT_FILE
 from recsys_core.workspace import Workspace
 
 INTERACTIONS_FILE = "interactions.parquet"
@@ -56,58 +64,11 @@ META_FILE = "meta.json"
 USER_VOCAB_FILE = "vocab_users.parquet"
 ITEM_VOCAB_FILE = "vocab_items.parquet"
 SAMPLE_NAME = "movielens-small"
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data" / "ml-latest-small"
 #: Demo defaults of the bundled sample: items with fewer than 5 ratings are dropped (iterated
 #: k-core), leaving about 3,650 movies, so that every model, EASE included, trains in seconds.
 SAMPLE_OPTIONS = {"min_item_interactions": 5}
 _CACHE_SIZE = 4
 _cache: OrderedDict[tuple[str, float], Interactions] = OrderedDict()
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """A catalog entry.
-
-    Attributes
-    ----------
-    id : stable id (folder name under ``datasets/``).
-    name : unique, renameable display name.
-    source : where it came from (file name, "sample", "synthetic ...").
-    content_hash : sha256 of the imported bytes and options (dedupe key).
-    created_at : unix seconds.
-    n_users, n_items, n_interactions : sizes after filtering.
-    options : the :class:`ImportOptions` used, as a dict.
-    report : the import report (rows read, duplicates, filtered rows, side tables, warnings).
-    already_imported : True when an import call found this dataset already stored.
-    """
-
-    id: str
-    name: str
-    source: str
-    content_hash: str
-    created_at: float
-    n_users: int
-    n_items: int
-    n_interactions: int
-    options: dict[str, Any] = field(default_factory=dict)
-    report: dict[str, Any] = field(default_factory=dict)
-    already_imported: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict of the entry."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "source": self.source,
-            "content_hash": self.content_hash,
-            "created_at": self.created_at,
-            "n_users": self.n_users,
-            "n_items": self.n_items,
-            "n_interactions": self.n_interactions,
-            "options": self.options,
-            "report": self.report,
-            "already_imported": self.already_imported,
-        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,7 +105,7 @@ def import_file(
         if source is not None:
             check_source(Path(source).expanduser(), options)
     digest = _content_hash([path, items, users], options)
-    if (existing := _find_hash(ws, digest)) is not None:
+    if (existing := find_by_hash(ws, digest)) is not None:
         return existing
     raw = read_source(path, options)
     side = {
@@ -173,7 +134,7 @@ def import_bytes(
     check_upload_size(data, filename, options)
     safe_name = Path(filename).name or "upload.csv"
     digest = _hash_bytes(data, options)
-    if (existing := _find_hash(ws, digest)) is not None:
+    if (existing := find_by_hash(ws, digest)) is not None:
         return existing
     with tempfile.TemporaryDirectory(prefix="recsys-upload-") as tmp:
         target = Path(tmp) / safe_name
@@ -200,7 +161,7 @@ def import_frames(
         pd.util.hash_pandas_object(interactions, index=False).to_numpy().tobytes()
         + json.dumps(config_to_dict(options), sort_keys=True).encode()
     ).hexdigest()
-    if (existing := _find_hash(ws, digest)) is not None:
+    if (existing := find_by_hash(ws, digest)) is not None:
         return existing
     # A filtered frame keeps its old index; the importer builds columns on a fresh RangeIndex,
     # so the index is reset first (otherwise rows past the new length read as missing ids).
@@ -219,20 +180,20 @@ def import_sample(ws: Workspace, *, full: bool = False) -> DatasetInfo:
     the predefined split labels (``Interactions.labels``). ``full=True`` imports every rating
     unfiltered as ``movielens-small-full`` (exactly the data the fixed split was made on).
     """
-    ratings = SAMPLE_DIR / "ratings.csv"
+    ratings = SAMPLE_RATINGS
     if not ratings.exists():
         raise NotFoundError(
             f"the bundled sample is missing at {SAMPLE_DIR}; restore sample_data/ from the "
             "repository"
         )
     values = {} if full else dict(SAMPLE_OPTIONS)
-    split_file = SAMPLE_DIR / "split_random_80_10_10.csv"
+    split_file = SAMPLE_SPLIT_FILE
     if split_file.exists():
         values["split_file"] = str(split_file)
     options = config_from_dict(ImportOptions, values)
     digest = _content_hash([SAMPLE_DIR], options)
     name = SAMPLE_NAME + ("-full" if full else "")
-    existing = _find_hash(ws, digest)
+    existing = find_by_hash(ws, digest)
     if existing is None:
         # The sample may have been imported from another checkout (different paths).
         try:
@@ -250,36 +211,6 @@ def import_sample(ws: Workspace, *, full: bool = False) -> DatasetInfo:
 # ---------------------------------------------------------------------------------------------
 # catalog
 # ---------------------------------------------------------------------------------------------
-def list_datasets(ws: Workspace) -> list[DatasetInfo]:
-    """Every dataset, oldest first."""
-    ws.ensure()
-    with ws.connect() as conn:
-        rows = conn.execute("SELECT * FROM datasets ORDER BY created_at, id").fetchall()
-    return [_info(row) for row in rows]
-
-
-def get_dataset(ws: Workspace, ref: str) -> DatasetInfo:
-    """A dataset by id or name.
-
-    Raises
-    ------
-    NotFoundError
-        Naming the known datasets.
-    """
-    ws.ensure()
-    with ws.connect() as conn:
-        row = conn.execute(
-            "SELECT * FROM datasets WHERE id = ? OR name = ? ORDER BY id = ? DESC LIMIT 1",
-            (str(ref), str(ref), str(ref)),
-        ).fetchone()
-        if row is None:
-            names = [r[0] for r in conn.execute("SELECT name FROM datasets ORDER BY name")]
-    if row is None:
-        known = ", ".join(names[:10]) or "none yet (import one first)"
-        raise NotFoundError(f"no dataset named or with id {ref!r}; known datasets: {known}")
-    return _info(row)
-
-
 def dataset_dir(ws: Workspace, ref: str) -> Path:
     """The folder of a dataset."""
     return ws.datasets_dir / get_dataset(ws, ref).id
@@ -481,7 +412,7 @@ def commit_dataset(
         ).fetchone()
         if row is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-            return replace(_info(row), already_imported=True)
+            return replace(info_of_row(row), already_imported=True)
         n_users, n_items, n_interactions = shape
         info = DatasetInfo(
             id=dataset_id,
@@ -554,31 +485,6 @@ def _summary(info: DatasetInfo, report: dict[str, Any]) -> dict[str, Any]:
         "n_interactions": info.n_interactions,
         "report": report,
     }
-
-
-def _info(row: Any) -> DatasetInfo:
-    summary = json.loads(row["summary_json"])
-    return DatasetInfo(
-        id=row["id"],
-        name=row["name"],
-        source=row["source"],
-        content_hash=row["content_hash"],
-        created_at=row["created_at"],
-        n_users=int(summary.get("n_users", 0)),
-        n_items=int(summary.get("n_items", 0)),
-        n_interactions=int(summary.get("n_interactions", 0)),
-        options=json.loads(row["options_json"]),
-        report=summary.get("report", {}),
-    )
-
-
-def _find_hash(ws: Workspace, digest: str) -> DatasetInfo | None:
-    ws.ensure()
-    with ws.connect() as conn:
-        row = conn.execute(
-            "SELECT * FROM datasets WHERE content_hash = ? ORDER BY created_at LIMIT 1", (digest,)
-        ).fetchone()
-    return None if row is None else replace(_info(row), already_imported=True)
 
 
 #: Options added after datasets were stored: left out of the hash at their defaults, so a

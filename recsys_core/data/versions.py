@@ -114,7 +114,7 @@ def append_file(
     options = _batch_options(info, options)
     extra = [hash_path(Path(p)) if p else "-" for p in (items, users)]
     digest = _digest(info, hash_path(path) + "".join(extra), options)
-    if (existing := store._find_hash(ws, digest)) is not None:
+    if (existing := store.find_by_hash(ws, digest)) is not None:
         return existing
     raw = read_source(path, options)
     side = {
@@ -140,7 +140,7 @@ def append_bytes(
     store.check_upload_size(data, filename, options)
     safe_name = Path(filename).name or "append.csv"
     digest = _digest(info, hashlib.sha256(data).hexdigest(), options)
-    if (existing := store._find_hash(ws, digest)) is not None:
+    if (existing := store.find_by_hash(ws, digest)) is not None:
         return existing
     with tempfile.TemporaryDirectory(prefix="recsys-append-") as tmp:
         target = Path(tmp) / safe_name
@@ -165,7 +165,7 @@ def append_frame(
     options = _batch_options(info, None)
     content = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
     digest = _digest(info, hashlib.sha256(content).hexdigest(), options)
-    if (existing := store._find_hash(ws, digest)) is not None:
+    if (existing := store.find_by_hash(ws, digest)) is not None:
         return existing
     raw = RawData(
         frame.reset_index(drop=True), items, None, "frames", [], header_lines=0, source=source
