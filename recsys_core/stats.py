@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from recsys_core.errors import DataError
 
@@ -137,6 +136,9 @@ def paired_tests(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
             cohens_d=0.0 if same else float(np.sign(diff[0]) * np.inf),
         )
         return out
+    # scipy.stats costs about a second to import: only paired tests pay for it.
+    from scipy import stats as sps
+
     t = sps.ttest_rel(a, b)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -13,7 +13,19 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "pandas", "scipy", "numpy", "shap", "umap", "plotly", "sklearn", "optuna", "ray")
+HEAVY = (
+    "torch",
+    "pandas",
+    "scipy",
+    "scipy.stats",
+    "numpy",
+    "shap",
+    "umap",
+    "plotly",
+    "sklearn",
+    "optuna",
+    "ray",
+)
 
 PROBE = """
 import contextlib, io, json, sys
@@ -50,7 +62,17 @@ def test_light_commands_do_not_import_heavy_libraries(tmp_path, argv):
     assert result["heavy"] == [], f"`{' '.join(argv)}` imported {result['heavy']}"
 
 
-def test_probe_sees_a_heavy_import(tmp_path):
-    # The probe must be able to fail: `synth` builds data with numpy and pandas.
-    result = _loaded_by("--workspace", str(tmp_path), "synth", "--users", "30", "--items", "20")
-    assert {"numpy", "pandas"} <= set(result["heavy"])
+def test_model_registry_loads_torch_but_not_the_explorer_libraries():
+    # An evaluation imports the registry and the evaluator. The probe must be able to fail: they
+    # need torch. They must not wait for scikit-learn (content features), shap, umap or plotly,
+    # which only some models and pages use.
+    code = (
+        "import json, sys; import recsys_core.models, recsys_core.evaluate; "
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    heavy = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert "torch" in heavy
+    assert not {"sklearn", "scipy.stats", "shap", "umap", "plotly"} & heavy

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recsys_core.data.columns import CATEGORIES, EMBEDDING, TEXT, TITLE
 from recsys_core.data.interactions import Interactions
@@ -148,6 +146,10 @@ def _text_block(table: pd.DataFrame, text_dims: int, seed: int) -> np.ndarray | 
         joined = joined + " " + table[c].astype(object).where(table[c].notna(), "").astype(str)
     if not joined.str.strip().astype(bool).any():
         return None
+    # scikit-learn loads here, not with the model registry: it costs seconds at start-up.
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     # sublinear tf: repeated tags count less than distinct ones (Manning et al. 2008, 6.4.1)
     vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=1, dtype=np.float32)
     try:
