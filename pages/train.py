@@ -187,11 +187,20 @@ def active_runs(dataset_id: str) -> None:
         elsewhere = len(api.list_runs(ws, status=ACTIVE)) - len(active)
         if elsewhere:
             st.caption(f"{elsewhere} more active on other datasets (pick one in the sidebar).")
+        if _finished_count(dataset_id) != st.session_state.get("train.finished_drawn"):
+            # A run ended since the full run drew the finished list: redraw it. This does not
+            # rely on seeing the active set change, which a tick can miss when the last run
+            # ends between the full run's query and the fragment's.
+            st.rerun()
         ui.poll_seen(
             "train.active",
             tuple((r.id, r.status, round(float(r.progress or 0), 3)) for r in active),
             active=bool(active),
         )
+
+
+def _finished_count(dataset_id: str) -> int:
+    return len(api.list_runs(ws, dataset=dataset_id, status=TERMINAL))
 
 
 def finished_runs(dataset_id: str) -> None:
@@ -244,5 +253,6 @@ def finished_runs(dataset_id: str) -> None:
 # slower while they do not, not at all when none is active (an idle tab costs nothing).
 with ui.guard("reading runs"):
     any_active = bool(api.list_runs(ws, dataset=info.id, status=ACTIVE, limit=1))
+    st.session_state["train.finished_drawn"] = _finished_count(info.id)
     st.fragment(run_every=ui.poll_interval("train.active", any_active))(active_runs)(info.id)
 finished_runs(info.id)
