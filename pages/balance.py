@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from recsys_core import sweeps
+from recsys_core import imbalance, sweeps
 from recsys_core.balance import NEG_SAMPLERS, RESAMPLERS, BalanceConfig, resampled_popularity
 from recsys_core.config import config_from_dict
 from recsys_core.jobs import api
@@ -55,19 +55,19 @@ st.caption(f"Dataset: **{ui.dataset_label(info)}** (change it in the sidebar).")
 @st.cache_data(show_spinner="Profiling the imbalance…", max_entries=16)
 def _profile(root: str, dataset_id: str, content_hash: str, head_share: float) -> dict:
     data = ui.load_dataset(root, dataset_id, content_hash)
-    return sweeps.imbalance_profile(data, head_share)
+    return imbalance.imbalance_profile(data, head_share)
 
 
 @st.cache_data(show_spinner="Applying the option to the training data…", max_entries=32)
 def _preview(root: str, dataset_id: str, content_hash: str, balance: dict) -> tuple:
     data = ui.load_dataset(root, dataset_id, content_hash)
     cfg = config_from_dict(BalanceConfig, balance)
-    return resampled_popularity(data, cfg), sweeps.negative_buckets(data, cfg, n_draws=20_000)
+    return resampled_popularity(data, cfg), imbalance.negative_buckets(data, cfg, n_draws=20_000)
 
 
 @st.cache_data(show_spinner="Reading recommendations…", max_entries=16)
 def _rec_buckets(root: str, run_ids: tuple[str, ...], names: tuple[str, ...]):  # noqa: ANN202
-    return sweeps.recommendation_buckets(
+    return imbalance.recommendation_buckets(
         ws, list(run_ids), names=dict(zip(run_ids, names, strict=True))
     )
 

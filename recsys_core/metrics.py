@@ -220,16 +220,24 @@ def average_popularity(recs: np.ndarray, popularity: np.ndarray) -> float:
     return float(popularity[valid].mean()) if len(valid) else 0.0
 
 
-def gini_exposure(recs: np.ndarray, n_items: int) -> float:
-    """Gini coefficient of how often each catalogue item is recommended (0 = equal exposure,
-    -> 1 = all exposure on one item), over every item including never-recommended ones."""
-    counts = np.sort(np.bincount(recs[recs >= 0].ravel(), minlength=n_items).astype(np.float64))
-    total = counts.sum()
-    if total == 0:
+def gini(counts: np.ndarray) -> float:
+    """Gini coefficient of non-negative ``counts`` [n] (0 = equal, -> 1 = concentrated): the one
+    Gini of the package, for item popularity and for recommendation exposure alike.
+
+    G = sum_i (2i - n - 1) x_(i) / (n sum x) with x sorted ascending and i = 1..n.
+    """
+    x = np.sort(np.asarray(counts, dtype=np.float64))
+    n, total = len(x), float(x.sum())
+    if n == 0 or total == 0:
         return 0.0
-    n = len(counts)
-    index = np.arange(1, n + 1)
-    return float(((2 * index - n - 1) * counts).sum() / (n * total))
+    ranks = np.arange(1, n + 1, dtype=np.float64)
+    return float(np.sum((2 * ranks - n - 1) * x) / (n * total))
+
+
+def gini_exposure(recs: np.ndarray, n_items: int) -> float:
+    """Gini of how often each catalogue item is recommended (0 = equal exposure, -> 1 = all
+    exposure on one item), over every item including never-recommended ones."""
+    return gini(np.bincount(recs[recs >= 0].ravel(), minlength=n_items))
 
 
 def novelty(recs: np.ndarray, popularity: np.ndarray, n_users: int) -> float:
@@ -404,6 +412,7 @@ __all__ = [
     "beyond_accuracy",
     "catalogue_coverage",
     "category_matrix",
+    "gini",
     "gini_exposure",
     "head_items",
     "hit_matrix",

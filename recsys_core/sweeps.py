@@ -5,15 +5,8 @@ A sweep is a group of ordinary runs (``RunSpec.group``) queued through
 options (identified by an empty ``spec.balance``), so every setting is judged against doing
 nothing. The worker executes the points in parallel up to its ``--cpu-slots``.
 
-Also here, the pure "before training" helpers of the Balance page:
-
-- :func:`imbalance_profile` - positives per user, the popularity curve and its head/tail split.
-- :func:`negative_buckets` - the popularity of sampled negatives (chosen option vs uniform)
-  against the popularity of the positives, by item-popularity bucket.
-- :func:`recommendation_buckets` - the same buckets for the top-k lists of finished runs.
-
-and the "after a sweep" ones: :func:`collect_sweep` (one row per point) and
-:func:`pareto_front`.
+After a sweep: :func:`collect_sweep` (one row per point) and :func:`pareto_front`. The data's
+imbalance itself, before and after training, is :mod:`recsys_core.imbalance`.
 """
 
 from __future__ import annotations
@@ -28,12 +21,8 @@ import pandas as pd
 from recsys_core.balance import (
     DEPENDENT,
     BalanceConfig,
-    head_items,
-    interaction_counts,
-    negative_popularity,
 )
 from recsys_core.config import FieldSpec, coerce, config_from_dict, describe
-from recsys_core.data.interactions import Interactions
 from recsys_core.errors import ConfigError, NotFoundError
 from recsys_core.workspace import Workspace
 
@@ -430,130 +419,6 @@ def pareto_front(
     return valid & ~dominated
 
 
-# ----- before training --------------------------------------------------------------------------
-def imbalance_profile(data: Interactions, head_share: float = 0.2) -> dict[str, Any]:
-    """The data's two imbalances, for the Balance page.
-
-    Returns
-    -------
-    dict with ``positives_per_user`` (int64 [n_users]), ``popularity`` (int64 [n_items]
-    interactions per item, most popular first), ``head`` (bool [n_items] head mask in that
-    order, the ``head_share`` most popular items), ``head_interaction_share`` (share of
-    interactions on head items), ``density`` (interactions / (users x items)) and ``gini``
-    (Gini coefficient of item popularity; 0 = even, 1 = one item holds all).
-    """
-    per_user = np.bincount(data.users, minlength=data.n_users).astype(np.int64)
-    counts = interaction_counts(data)
-    order = np.argsort(-counts, kind="stable")
-    popularity = counts[order]
-    head = head_items(counts, head_share)[order]
-    total = max(int(popularity.sum()), 1)
-    ascending = np.sort(counts).astype(np.float64)
-    n = len(ascending)
-    # Gini from the Lorenz curve of ascending counts: 1 - 2 * area under it (discrete form)
-    cum = np.cumsum(ascending)
-    gini = float((n + 1 - 2 * (cum.sum() / cum[-1])) / n) if n and cum[-1] > 0 else 0.0
-    return {
-        "positives_per_user": per_user,
-        "popularity": popularity,
-        "head": head,
-        "head_interaction_share": float(popularity[head].sum() / total),
-        "density": float(data.nnz / max(data.n_users * data.n_items, 1)),
-        "gini": gini,
-    }
-
-
-def popularity_buckets(counts: np.ndarray, n_buckets: int = 10) -> np.ndarray:
-    """int64 [n_items] bucket of each item: 0 = the most popular ``1/n_buckets`` of items."""
-    if n_buckets < 1:
-        raise ConfigError(f"n_buckets: expected at least 1, got {n_buckets}")
-    order = np.argsort(-np.asarray(counts), kind="stable")
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    return (rank * n_buckets) // max(len(order), 1)
-
-
-def _bucket_labels(n_buckets: int) -> list[str]:
-    step = 100 / n_buckets
-    return [f"{i * step:.0f}-{(i + 1) * step:.0f}%" for i in range(n_buckets)]
-
-
-def negative_buckets(
-    data: Interactions,
-    balance: BalanceConfig,
-    *,
-    n_buckets: int = 10,
-    n_draws: int = 50_000,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Where the negatives go, by item-popularity bucket, before any model is trained.
-
-    Returns a long DataFrame (``bucket`` label, most popular items first; ``source``;
-    ``share``) with three sources: ``"positives"`` (share of training interactions),
-    ``"uniform negatives"`` and ``"chosen negatives"`` (share of ``n_draws`` negatives drawn by
-    the sampler ``balance`` configures on ``data``). Shares sum to 1 per source.
-    """
-    counts = interaction_counts(data)
-    buckets = popularity_buckets(counts, n_buckets)
-    uniform = negative_popularity(data, BalanceConfig(), n_draws=n_draws, seed=seed)
-    chosen = negative_popularity(data, balance, n_draws=n_draws, seed=seed)
-    labels = _bucket_labels(n_buckets)
-    parts = []
-    for source, per_item in (
-        ("positives", counts),
-        ("uniform negatives", uniform),
-        ("chosen negatives", chosen),
-    ):
-        mass = np.bincount(buckets, weights=per_item, minlength=n_buckets)
-        parts.append(
-            pd.DataFrame({"bucket": labels, "source": source, "share": mass / max(mass.sum(), 1.0)})
-        )
-    return pd.concat(parts, ignore_index=True)
-
-
-def recommendation_buckets(
-    ws: Workspace,
-    run_ids: Sequence[str],
-    *,
-    k: int = 10,
-    n_buckets: int = 10,
-    names: Mapping[str, str] | None = None,
-) -> pd.DataFrame:
-    """Popularity of the top-``k`` recommendations of finished runs vs the data's.
-
-    Returns a long DataFrame (``bucket``, ``source``, ``share``): ``"data"`` is the share of
-    the dataset's interactions per item-popularity bucket, and one source per run (its
-    ``names`` entry or id) the share of its top-``k`` slots. Buckets are cut on the run's
-    dataset (all interactions), most popular first.
-    """
-    from recsys_core.jobs.artifacts import RunArtifacts
-
-    if not run_ids:
-        raise ConfigError("recommendation_buckets: no run ids given; pass finished run ids")
-    names = dict(names or {})
-    first = RunArtifacts(ws, run_ids[0])
-    data = first.dataset()
-    counts = interaction_counts(data)
-    buckets = popularity_buckets(counts, n_buckets)
-    labels = _bucket_labels(n_buckets)
-    mass = np.bincount(buckets, weights=counts, minlength=n_buckets)
-    parts = [pd.DataFrame({"bucket": labels, "source": "data", "share": mass / mass.sum()})]
-    for run_id in run_ids:
-        recs = RunArtifacts(ws, run_id).recs()
-        items = recs.loc[recs["rank"] <= k, "item_index"].to_numpy(dtype=np.int64)  # 1-based
-        share = np.bincount(buckets[items], minlength=n_buckets).astype(np.float64)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "bucket": labels,
-                    "source": names.get(run_id, run_id),
-                    "share": share / max(share.sum(), 1.0),
-                }
-            )
-        )
-    return pd.concat(parts, ignore_index=True)
-
-
 __all__ = [
     "BASELINE_LABEL",
     "MAX_OPTIONS",
@@ -562,15 +427,11 @@ __all__ = [
     "collect_sweep",
     "estimate_sweep",
     "honoured_options",
-    "imbalance_profile",
     "is_honoured",
     "list_sweeps",
-    "negative_buckets",
     "option_support",
     "pareto_front",
     "parse_grid",
-    "popularity_buckets",
-    "recommendation_buckets",
     "submit_sweep",
     "wait_sweep",
 ]

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys_core.data.health import gini, head_share, profile
+from recsys_core.data.health import head_share, profile
 from recsys_core.data.interactions import Interactions
+from recsys_core.metrics import gini
 from recsys_core.viz.data import health_figures
 
 

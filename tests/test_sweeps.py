@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys_core import sweeps
+from recsys_core import imbalance, sweeps
 from recsys_core.balance import BalanceConfig
 from recsys_core.errors import ConfigError
 from recsys_core.viz import balance as vb
@@ -107,17 +107,17 @@ def test_pareto_front_on_hand_made_points():
 
 def test_before_training_previews(skewed):
     data = skewed.train
-    profile = sweeps.imbalance_profile(data, head_share=0.2)
+    profile = imbalance.imbalance_profile(data, head_share=0.2)
     assert profile["positives_per_user"].sum() == data.nnz
     assert np.all(np.diff(profile["popularity"]) <= 0)  # most popular first
     assert profile["head"].sum() == round(0.2 * data.n_items)
     assert 0.5 < profile["head_interaction_share"] <= 1.0  # the planted skew
     assert 0.3 < profile["gini"] < 1.0
-    flat = sweeps.imbalance_profile(data.select(np.zeros(data.nnz, bool)), 0.2)
+    flat = imbalance.imbalance_profile(data.select(np.zeros(data.nnz, bool)), 0.2)
     assert flat["gini"] == 0.0
 
     chosen = BalanceConfig(neg_sampler="popularity", neg_alpha=1.0)
-    frame = sweeps.negative_buckets(data, chosen, n_buckets=5, n_draws=20_000)
+    frame = imbalance.negative_buckets(data, chosen, n_buckets=5, n_draws=20_000)
     shares = frame.pivot(index="bucket", columns="source", values="share")
     assert np.allclose(shares.sum(axis=0), 1.0)
     top = shares.index[0]  # the most popular 20% of items
@@ -127,10 +127,10 @@ def test_before_training_previews(skewed):
     assert shares.loc[top, "chosen negatives"] > shares.loc[top, "uniform negatives"] + 0.2
     assert abs(shares.loc[top, "chosen negatives"] - shares.loc[top, "positives"]) < 0.1
 
-    buckets = sweeps.popularity_buckets(np.array([5, 1, 9, 0]), 2)
+    buckets = imbalance.popularity_bins(np.array([5, 1, 9, 0]), 2)
     assert buckets.tolist() == [0, 1, 0, 1]
     with pytest.raises(ConfigError, match="n_buckets"):
-        sweeps.popularity_buckets(np.array([1]), 0)
+        imbalance.popularity_bins(np.array([1]), 0)
 
 
 def test_sweep_through_the_worker_collect_and_cli(workspace, capsys):
@@ -167,7 +167,7 @@ def test_sweep_through_the_worker_collect_and_cli(workspace, capsys):
     listing = sweeps.list_sweeps(workspace, dataset=info.id)
     assert listing[["group", "n_runs", "n_done"]].values.tolist() == [[group, 2, 2]]
 
-    recs = sweeps.recommendation_buckets(
+    recs = imbalance.recommendation_buckets(
         workspace, list(points["run_id"]), names={points["run_id"][0]: "baseline"}, n_buckets=4
     )
     assert set(recs["source"]) == {"data", "baseline", points["run_id"][1]}

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from recsys_core.data.interactions import Interactions
+from recsys_core.metrics import gini
 
 #: Thresholds behind the warnings (named so the UI and docs can quote them).
 MIN_INTERACTIONS = 1_000
@@ -60,19 +61,6 @@ class HealthReport:
             else:
                 series[key] = value
         return {"stats": self.stats, "warnings": list(self.warnings), "series": series}
-
-
-def gini(counts: np.ndarray) -> float:
-    """Gini coefficient of non-negative ``counts`` [n] (0 = equal, -> 1 = concentrated).
-
-    G = sum_i (2i - n - 1) x_(i) / (n sum x) with x sorted ascending and i = 1..n.
-    """
-    x = np.sort(np.asarray(counts, dtype=np.float64))
-    n, total = len(x), float(x.sum())
-    if n == 0 or total == 0:
-        return 0.0
-    ranks = np.arange(1, n + 1, dtype=np.float64)
-    return float(np.sum((2 * ranks - n - 1) * x) / (n * total))
 
 
 def head_share(counts: np.ndarray, mass: float = HEAD_SHARE) -> float:
@@ -236,4 +224,4 @@ def _warnings(s: dict[str, Any]) -> list[str]:
     return out
 
 
-__all__ = ["HealthReport", "gini", "head_share", "profile"]
+__all__ = ["HealthReport", "head_share", "profile"]

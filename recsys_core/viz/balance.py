@@ -168,8 +168,8 @@ def bucket_shares(frame: pd.DataFrame, *, title: str) -> go.Figure:
     """Grouped bars: share per item-popularity bucket (most popular first), one bar per source.
 
     ``frame`` is long: ``bucket``, ``source``, ``share`` (from
-    :func:`recsys_core.sweeps.negative_buckets` or
-    :func:`recsys_core.sweeps.recommendation_buckets`).
+    :func:`recsys_core.imbalance.negative_buckets` or
+    :func:`recsys_core.imbalance.recommendation_buckets`).
     """
     _need_columns(frame, ("bucket", "source", "share"), "bucket_shares")
     fig = go.Figure()
