@@ -40,16 +40,18 @@ STRUCTURE_EXEMPT: dict[str, str] = {
     "most_popular": "it is the reference the others are compared with",
 }
 
-#: Models whose score_users is not a fold-in of the training history, with how close they are.
-FOLD_IN_TOLERANCE: dict[str, float] = {
+#: Models whose score_users is not a fold-in of the training history: the least top-10 overlap
+#: (mean over users) between the fold-in's ranking and the trained user's. Every other model's
+#: fold-in equals its trained scores to 1e-3.
+FOLD_IN_AGREEMENT: dict[str, float] = {
     # score_users adds the user attributes; score_history (a bare history) has none
-    "twotower": 0.2,
+    "twotower": 0.7,
     # id-embedding models: score_users reads the trained user vector, score_history folds the
-    # history in (least squares on item vectors, scale-calibrated; NeuMF: gradient steps), so
-    # the two agree in direction, not to the digit (measured max deviation / scale on the
-    # small data with FAST_CONFIGS: bpr 0.56, lightgcn 0.72, neumf 0.36)
-    "bpr": 0.8,
-    "lightgcn": 1.0,
+    # history in (least squares on item vectors, scale-calibrated; NeuMF: gradient steps). Mean
+    # top-10 overlap measured on the small data with FAST_CONFIGS: twotower 0.76, bpr 0.72,
+    # lightgcn 0.65, neumf 0.88; a ranking unrelated to the trained one scores about 0.3.
+    "bpr": 0.65,
+    "lightgcn": 0.6,
     "neumf": 0.8,
 }
 
@@ -139,9 +141,29 @@ def test_score_history_matches_score_users(key, fitted, small_synthetic):
     seqs = small_synthetic.sequences.rows(users) if model.uses_sequences else None
     folded = model.score_history(model.history_[users], seqs).cpu().numpy()
     direct = _scores(model, users)
-    tol = FOLD_IN_TOLERANCE.get(key, 1e-3)
-    scale = max(1.0, float(np.abs(direct).max()))
-    np.testing.assert_allclose(folded, direct, atol=tol * scale)
+    if key not in FOLD_IN_AGREEMENT:
+        scale = max(1.0, float(np.abs(direct).max()))
+        np.testing.assert_allclose(folded, direct, atol=1e-3 * scale)
+        return
+    seen = small_synthetic.binary[users].toarray() > 0
+    overlap = top_k_overlap(folded, direct, seen, k=10)
+    assert overlap >= FOLD_IN_AGREEMENT[key], (key, overlap)
+
+
+def top_k_overlap(a: np.ndarray, b: np.ndarray, seen: np.ndarray, k: int) -> float:
+    """Mean share of the top-``k`` unseen items that rankings by ``a`` and ``b`` have in common."""
+    top_a = np.argsort(-np.where(seen, -np.inf, a), axis=1, kind="stable")[:, :k]
+    top_b = np.argsort(-np.where(seen, -np.inf, b), axis=1, kind="stable")[:, :k]
+    common = (top_a[:, :, None] == top_b[:, None, :]).any(axis=2).sum(axis=1)
+    return float(common.mean() / k)
+
+
+def test_top_k_overlap_can_fail():
+    seen = np.zeros((1, 20), dtype=bool)
+    scores = np.arange(20, dtype=float)[None, :]
+    assert top_k_overlap(scores, scores, seen, k=5) == 1.0
+    assert top_k_overlap(scores, -scores, seen, k=5) == 0.0
+    assert top_k_overlap(np.zeros_like(scores), scores, seen, k=5) == 0.0  # an all-zero fold-in
 
 
 @pytest.mark.parametrize("key", MODEL_KEYS)
@@ -209,4 +231,4 @@ def test_exempt_and_fast_keys_are_registered():
     # a typo in these tables would silently skip a check
     assert set(STRUCTURE_EXEMPT) <= set(MODELS)
     assert set(FAST_CONFIGS) <= set(MODELS)
-    assert set(FOLD_IN_TOLERANCE) <= set(MODELS)
+    assert set(FOLD_IN_AGREEMENT) <= set(MODELS)
