@@ -14,12 +14,8 @@ from recsys_core.config import config_to_dict
 from recsys_core.jobs import api
 from recsys_core.jobs.artifacts import RunArtifacts
 from recsys_core.models import MODELS
-from recsys_core.viz.embeddings import (
-    figure_html,
-    figure_png,
-    map_figure,
-    side_by_side_figure,
-)
+from recsys_core.viz.embeddings import map_figure, side_by_side_figure
+from recsys_core.viz.export import figure_png, png_unavailable, standalone_html
 from recsys_core.workspace import Workspace
 
 NO_USER = "—"
@@ -261,15 +257,17 @@ d1.download_button(
     mime="text/csv", key="maps.csv",
 )  # fmt: skip
 d2.download_button(
-    "Figure (HTML)", lambda: figure_html(fig), f"{stem}.html", mime="text/html", key="maps.html"
+    "Figure (HTML)", lambda: standalone_html(fig), f"{stem}.html", mime="text/html", key="maps.html"
 )
-png = figure_png(fig) if result.n_points <= 20_000 else None
-if png is not None:
-    d3.download_button("Figure (PNG)", png, f"{stem}.png", mime="image/png", key="maps.png")
+# Rendered on click only: kaleido starts a Chromium for it (seconds), so not on every rerun.
+if (missing := png_unavailable()) is None and result.n_points <= 20_000:
+    d3.download_button(
+        "Figure (PNG)", lambda: figure_png(fig), f"{stem}.png", mime="image/png", key="maps.png"
+    )
 else:
     d3.caption(
-        "PNG download is not available on this server: save a PNG with the camera icon in "
-        "the chart's toolbar, or download the HTML."
+        f"PNG download is not available here ({missing or 'over 20,000 points'}): save a PNG "
+        "with the camera icon in the chart's toolbar, or download the HTML."
     )
 
 # ----- side by side ----------------------------------------------------------------------------

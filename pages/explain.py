@@ -25,6 +25,7 @@ from recsys_core.explain import (
 )
 from recsys_core.jobs import api
 from recsys_core.viz.explain import attention_heatmap, deletion_curve, waterfall
+from recsys_core.viz.export import standalone_html
 from recsys_core.workspace import Workspace
 
 #: Histories longer than this are explained by the worker for deep models (seconds, not ms).
@@ -223,7 +224,7 @@ d1.download_button(
     key="explain.download_json", icon=":material/download:",
 )  # fmt: skip
 d2.download_button(
-    "Figure (HTML)", fig.to_html(include_plotlyjs="cdn"), f"{name}.html", "text/html",
+    "Figure (HTML)", lambda: standalone_html(fig), f"{name}.html", "text/html",
     key="explain.download_html", icon=":material/download:",
 )  # fmt: skip
 
