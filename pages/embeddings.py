@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 
 import ui
+import ui_demo
 from recsys_core import embeddings as emb
 from recsys_core.config import config_to_dict
 from recsys_core.jobs import api
@@ -90,6 +91,7 @@ def _map(run_id: str, what: str, options: emb.MapOptions, *, slot: str) -> emb.M
     task_key = f"maps.task.{run_id}.{what}.{options.key()}"
     if task_key not in st.session_state:
         payload = {"run_id": run_id, "what": what, "options": config_to_dict(options)}
+        ui_demo.refuse_writes("starting a background map")
         st.session_state[task_key] = api.submit_task(ws, "umap", payload)
     task_id = st.session_state[task_key]
     st.info(
