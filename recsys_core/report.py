@@ -143,11 +143,18 @@ def code_version() -> str:
 
 
 def split_text(split: dict[str, Any]) -> str:
-    """``"leave_last (seed 0, ...)"``: the protocol, its seed and the options set."""
+    """``"leave_last (seed 0, ...)"``: the protocol, its seed and the options away from their
+    defaults (as the Compare page names splits)."""
+    from recsys_core.config import describe
+    from recsys_core.split import SplitSpec
+
+    defaults = {spec.name: spec.default for spec in describe(SplitSpec)}
     split = dict(split or {})
     protocol = split.pop("protocol", "default")
     seed = split.pop("seed", 0)
-    rest = ", ".join(f"{k}={v}" for k, v in sorted(split.items()))
+    rest = ", ".join(
+        f"{k}={v}" for k, v in sorted(split.items()) if k not in defaults or v != defaults[k]
+    )
     return f"{protocol} (seed {seed}{', ' + rest if rest else ''})"
 
 

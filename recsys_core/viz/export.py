@@ -85,13 +85,21 @@ def _use_local_chromium() -> None:
         os.environ.setdefault("BROWSER_PATH", path)
 
 
+#: Kaleido's options: plotly.js from the plotly package (its default), and no MathJax, which
+#: kaleido would otherwise load from a CDN into its page (an outside request, slow offline).
+KALEIDO_OPTIONS = {"mathjax": False}
+
+
 def figure_png(fig: go.Figure, *, width: int = 1400, height: int = 900) -> bytes:
     """PNG bytes of one figure. RuntimeError naming what is missing when kaleido cannot run."""
     missing = png_unavailable()
     if missing:
         raise RuntimeError(missing)
     _use_local_chromium()
-    return fig.to_image(format="png", width=width, height=height, scale=1)
+    import kaleido
+
+    opts = {"format": "png", "width": width, "height": height, "scale": 1}
+    return kaleido.calc_fig_sync(fig.to_dict(), opts=opts, kopts=dict(KALEIDO_OPTIONS))
 
 
 def write_pngs(figures: Mapping[str, go.Figure], folder: Path) -> list[Path]:
@@ -103,15 +111,18 @@ def write_pngs(figures: Mapping[str, go.Figure], folder: Path) -> list[Path]:
     if missing:
         raise RuntimeError(missing)
     _use_local_chromium()
-    import plotly.io as pio
+    import kaleido
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{safe_name(name)}.png" for name in figures]
-    if not paths:
-        return []
-    pio.write_images(list(figures.values()), paths, format="png", width=1200, height=700)
-    return paths
+    opts = {"format": "png", "width": 1200, "height": 700, "scale": 1}
+    specs = [
+        {"fig": fig.to_dict(), "path": folder / f"{safe_name(name)}.png", "opts": dict(opts)}
+        for name, fig in figures.items()
+    ]
+    if specs:
+        kaleido.write_fig_from_object_sync(specs, kopts=dict(KALEIDO_OPTIONS))
+    return [spec["path"] for spec in specs]
 
 
 def safe_name(name: str) -> str:
@@ -122,6 +133,7 @@ def safe_name(name: str) -> str:
 __all__ = [
     "EXPORT_CONFIG",
     "KALEIDO_HINT",
+    "KALEIDO_OPTIONS",
     "chromium_path",
     "figure_div",
     "figure_png",
