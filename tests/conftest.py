@@ -53,9 +53,8 @@ def device(request):
     return request.param
 
 
-@pytest.fixture()
-def app_workspace(workspace, monkeypatch):
-    """The ``workspace`` fixture for AppTest page tests: the app must not spawn a worker.
+def route_through_app(monkeypatch) -> None:
+    """Make AppTest run pages through the router (``app.py``) and never spawn a worker.
 
     AppTest resets ``PagesManager.uses_pages_directory`` before every run, so with a ``pages/``
     folder next to ``app.py`` it falls back to the old folder-based mode and, after the first
@@ -73,6 +72,13 @@ def app_workspace(workspace, monkeypatch):
 
     monkeypatch.setattr(app_test, "PagesManager", RouterPagesManager)
     monkeypatch.setenv("RECSYS_EXPLORER_AUTOSTART_WORKER", "0")
+
+
+@pytest.fixture()
+def app_workspace(workspace, monkeypatch):
+    """The ``workspace`` fixture for AppTest page tests: routed pages, no worker spawned
+    (see :func:`route_through_app`)."""
+    route_through_app(monkeypatch)
     return workspace
 
 
