@@ -6,6 +6,8 @@ Pages live in ``pages/``; each owner adds exactly one ``st.Page`` line below.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 import ui
@@ -13,7 +15,8 @@ import ui_demo
 
 st.set_page_config(
     page_title="Recsys Explorer",
-    page_icon=":material/explore:",
+    # A local file: a :material/...: icon makes the browser fetch the favicon from a font host.
+    page_icon=str(Path(__file__).resolve().parent / "assets" / "icon.png"),
     layout="wide",
     initial_sidebar_state="expanded",
 )

@@ -230,11 +230,28 @@ def compare_report(
         leaderboard_bars(table, metric),
         "Bars are the mean over test users; whiskers are 95% bootstrap confidence intervals.",
     )
-    report.table(table.drop(columns=["device"]).sort_values(metric, ascending=False))
+    report.table(leaderboard_text(table, metric))
     _tradeoff_section(report, table, metric, available)
     _segments_section(report, table, metrics, metric)
     _paired_section(report, table, arts, metric)
     return report
+
+
+def leaderboard_text(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The leaderboard as text cells, best first by ``metric``: one ``mean [lo, hi]`` column
+    per metric (95% CI), then fit time."""
+    from recsys_core.viz.runs import metric_columns
+
+    ranked = table.sort_values(metric, ascending=False)
+    out = ranked[["label", "model", "run"]].copy()
+    for name in metric_columns(table):
+        lo, hi = ranked[f"{name} lo"], ranked[f"{name} hi"]
+        out[name] = [
+            f"{m:.4f}" + ("" if pd.isna(a) or pd.isna(b) else f" [{a:.4f}, {b:.4f}]")
+            for m, a, b in zip(ranked[name], lo, hi, strict=True)
+        ]
+    out["fit (s)"] = ranked["fit_s"].map(lambda v: "—" if pd.isna(v) else f"{v:.1f}")
+    return out
 
 
 def _entry(record: Any, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -255,6 +272,9 @@ def _tradeoff_section(report: Report, table: pd.DataFrame, metric: str, availabl
     tail = [m for m in available if m.split("@")[0] in TAIL_METRICS]
     if not tail:
         return
+    # Prefer a long-tail metric at the same cut-off as the accuracy metric.
+    cutoff = metric.partition("@")[2]
+    tail.sort(key=lambda m: (m.partition("@")[2] != cutoff, TAIL_METRICS.index(m.split("@")[0])))
     report.heading("Accuracy versus long tail")
     report.figure(
         tradeoff_scatter(table, tail[0], metric),
@@ -329,7 +349,7 @@ def run_report(ws: Workspace, run_id: str, *, title: str | None = None) -> Repor
          "95% CI high": (ci.get(name) or [None, None])[1]}
         for name, value in (metrics.get("aggregate") or {}).items()
     ]  # fmt: skip
-    report.table(pd.DataFrame(rows))
+    report.table(pd.DataFrame(rows, columns=["metric", "mean", "95% CI low", "95% CI high"]))
     report.text(
         f"Model {record.spec.model}; fit in {record.fit_seconds or 0:.1f} s on "
         f"{record.device_used or 'an unrecorded device'}. Hyperparameters: "
@@ -400,6 +420,7 @@ __all__ = [
     "card_html",
     "cards_report",
     "code_version",
+    "leaderboard_text",
     "compare_report",
     "provenance",
     "run_report",
