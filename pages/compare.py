@@ -9,7 +9,7 @@ import streamlit as st
 
 import ui
 from recsys_core.config import describe
-from recsys_core.report import compare_report
+from recsys_core.report import compare_report, run_entry
 from recsys_core.split import SplitSpec
 from recsys_core.stats import paired_table
 from recsys_core.viz.export import png_unavailable
@@ -78,20 +78,7 @@ records = groups[group]
 suffix = hashlib.sha1(group.encode()).hexdigest()[:8]
 
 with ui.guard("loading metrics", stop=True):
-    entries = []
-    for record in records:
-        metrics = ui.run_metrics(root, record.id)
-        entries.append(
-            {
-                "run": record.id,
-                "model": record.spec.model,
-                "label": record.spec.label or record.spec.model,
-                "device": record.device_used,
-                "fit_seconds": record.fit_seconds,
-                "aggregate": metrics.get("aggregate", {}),
-                "ci": metrics.get("ci", {}),
-            }
-        )
+    entries = [run_entry(record, ui.run_metrics(root, record.id)) for record in records]
     table = leaderboard_table(entries)
     metrics_available = metric_columns(table)
 

@@ -24,7 +24,7 @@ from recsys_core.presentation import (
     glance_sentence,
     why_card,
 )
-from recsys_core.report import card_html, cards_report, compare_report
+from recsys_core.report import card_html, cards_report, compare_report, run_entry
 from recsys_core.viz.runs import leaderboard_bars, leaderboard_table, metric_columns, split_key
 from recsys_core.workspace import Workspace
 
@@ -83,15 +83,7 @@ for record in runs:
     groups.setdefault(split_key(record.spec.dataset, record.spec.split), []).append(record)
 records = max(groups.values(), key=len)  # the split with the most runs: one fair comparison
 with ui.guard("loading metrics", stop=True):
-    entries = []
-    for record in records:
-        metrics = ui.run_metrics(root, record.id)
-        entries.append({
-            "run": record.id, "model": record.spec.model,
-            "label": record.spec.label or record.spec.model, "device": record.device_used,
-            "fit_seconds": record.fit_seconds, "aggregate": metrics.get("aggregate", {}),
-            "ci": metrics.get("ci", {}),
-        })  # fmt: skip
+    entries = [run_entry(record, ui.run_metrics(root, record.id)) for record in records]
     table = leaderboard_table(entries)
     available = metric_columns(table)
 metric = "ndcg@10" if "ndcg@10" in available else available[0]

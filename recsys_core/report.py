@@ -217,7 +217,7 @@ def compare_report(
         )
     arts = {r.id: RunArtifacts(ws, r.id) for r in records}
     metrics = {run_id: art.metrics() for run_id, art in arts.items()}
-    table = leaderboard_table([_entry(r, metrics[r.id]) for r in records])
+    table = leaderboard_table([run_entry(r, metrics[r.id]) for r in records])
     available = metric_columns(table)
     if not available:
         raise ConfigError("these runs stored no metrics; re-run their evaluation")
@@ -254,7 +254,9 @@ def leaderboard_text(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     return out
 
 
-def _entry(record: Any, metrics: dict[str, Any]) -> dict[str, Any]:
+def run_entry(record: Any, metrics: dict[str, Any]) -> dict[str, Any]:
+    """A finished run and its ``metrics.json`` as one entry of
+    :func:`~recsys_core.viz.runs.leaderboard_table` (the Compare and Demo pages use it too)."""
     return {
         "run": record.id,
         "model": record.spec.model,
@@ -423,6 +425,7 @@ __all__ = [
     "leaderboard_text",
     "compare_report",
     "provenance",
+    "run_entry",
     "run_report",
     "split_text",
 ]

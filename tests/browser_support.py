@@ -100,3 +100,22 @@ def running_app(
         url = f"http://127.0.0.1:{port}"
         wait_http(url, app, timeout=120)
         yield url
+
+
+def run_step(step, target, failed: list[str], *, prefix: str = "") -> None:  # noqa: ANN001
+    """Run one step of an ordered walk on ``target`` (it has a Playwright ``page``).
+
+    The steps are one story on one page: after a failed step (its name is appended to
+    ``failed`` and a screenshot saved as ``test-artifacts/failed-<prefix><step>.png``) the
+    later ones are skipped.
+    """
+    import pytest
+
+    if failed:
+        pytest.skip(f"an earlier step failed: {failed[0]}")
+    try:
+        step(target)
+    except Exception:
+        failed.append(step.__name__)
+        target.page.screenshot(path=str(ARTIFACTS / f"failed-{prefix}{step.__name__}.png"))
+        raise

@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM, ROOT, running_app
+from browser_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    NO_CHROMIUM,
+    ROOT,
+    run_step,
+    running_app,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -393,11 +401,4 @@ _FAILED: list[str] = []
 @pytest.mark.parametrize("step", STEPS, ids=lambda step: step.__name__.removeprefix("step_"))
 def test_main_path_in_a_real_browser(step, walk):
     """One step of the walk a test each (in order, on one page), so each has its own time."""
-    if _FAILED:
-        pytest.skip(f"an earlier step of the walk failed: {_FAILED[0]}")
-    try:
-        step(walk)
-    except Exception:
-        _FAILED.append(step.__name__)
-        walk.page.screenshot(path=str(ARTIFACTS / f"failed-{step.__name__}.png"))
-        raise
+    run_step(step, walk, _FAILED)

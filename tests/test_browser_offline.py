@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM, running_app
+from browser_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    NO_CHROMIUM,
+    run_step,
+    running_app,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -182,11 +189,4 @@ _FAILED: list[str] = []
 @pytest.mark.parametrize("step", STEPS, ids=lambda step: step.__name__.removeprefix("step_"))
 def test_nothing_leaves_the_machine(step, session):
     """One step a test (in order, on one page), so each has its own time."""
-    if _FAILED:
-        pytest.skip(f"an earlier step failed: {_FAILED[0]}")
-    try:
-        step(session)
-    except Exception:
-        _FAILED.append(step.__name__)
-        session.page.screenshot(path=str(ARTIFACTS / f"failed-offline-{step.__name__}.png"))
-        raise
+    run_step(step, session, _FAILED, prefix="offline-")
