@@ -6,7 +6,7 @@ PORT ?= 8501
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k compare"`; two xdist workers by default.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: run app worker test lint bench browser-deps clean
+.PHONY: run app demo worker test lint bench browser-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +27,24 @@ run: $(VENV)/.runtime
 	@$(BIN)/python -m recsys_core worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	echo "worker started (pid $$worker); app on http://127.0.0.1:$(PORT)"; \
-	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
+	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) \
+	  --browser.gatherUsageStats false
 
 # The app alone (it starts a worker itself when none is alive).
 app: $(VENV)/.runtime
-	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
+	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) \
+	  --browser.gatherUsageStats false
+
+# Demo mode (README "Demo mode"): read-only, the Demo page only, on the sample's finished runs.
+# It never trains and starts no worker: with no finished run yet it says how to make some.
+demo: $(VENV)/.runtime
+	$(BIN)/python -m recsys_core import-sample --quiet
+	@$(BIN)/python -m recsys_core runs list --status done --limit 1 --json | grep -q '"id"' || \
+	  echo "No finished run yet: demo mode shows finished runs only. Train some first, e.g." \
+	  "$(BIN)/python -m recsys_core runs submit movielens-small --model ease --wait" \
+	  "(or make run and the Train page), then make demo again."
+	RECSYS_EXPLORER_MODE=demo RECSYS_EXPLORER_AUTOSTART_WORKER=0 $(BIN)/streamlit run app.py \
+	  --server.address 127.0.0.1 --server.port $(PORT) --browser.gatherUsageStats false
 
 worker: $(VENV)/.runtime
 	$(BIN)/python -m recsys_core worker

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+import ui_demo
 from recsys_core.config import FieldSpec, describe
 from recsys_core.errors import RecsysError
 from recsys_core.workspace import ENV_HOME, Workspace
@@ -696,6 +697,7 @@ def executor_picker(ws: Workspace) -> None:
             "Execute runs on", EXECUTORS, index=EXECUTORS.index(name), key="sidebar.executor"
         )
         if choice != name:
+            ui_demo.refuse_writes("changing the executor")
             try:
                 set_executor(ws, choice)
             except RecsysError as error:
@@ -736,6 +738,7 @@ def dataset_versions(ws: Workspace, info: Any) -> None:
             path = st.text_input("File path", key="data.append.path").strip()
         ready = bool(upload or path)
         if st.button("Append as a new version", key="data.append.go", disabled=not ready):
+            ui_demo.refuse_writes("appending a dataset version")
             with guard("append"), st.spinner("Reading, validating and appending…"):
                 if upload is not None:
                     new = versions.append_bytes(ws, info.id, upload.getvalue(), upload.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
+import ui_demo
 from recsys_core import imbalance, sweeps
 from recsys_core.balance import NEG_SAMPLERS, RESAMPLERS, BalanceConfig, resampled_popularity
 from recsys_core.config import config_from_dict
@@ -179,6 +180,7 @@ with build:
         disabled=not chosen,
         key="balance.submit",
     ):
+        ui_demo.refuse_writes("queueing a sweep")
         with ui.guard("queueing the sweep"):
             grid = sweeps.parse_grid([f"{n}={v}" for n, v in grid_text.items()])
             group = sweeps.submit_sweep(

@@ -9,8 +9,10 @@ import streamlit as st
 
 import ui
 from recsys_core.config import describe
+from recsys_core.report import compare_report, run_entry
 from recsys_core.split import SplitSpec
 from recsys_core.stats import paired_table
+from recsys_core.viz.export import png_unavailable
 from recsys_core.viz.runs import (
     LOWER_IS_BETTER,
     leaderboard_bars,
@@ -76,20 +78,7 @@ records = groups[group]
 suffix = hashlib.sha1(group.encode()).hexdigest()[:8]
 
 with ui.guard("loading metrics", stop=True):
-    entries = []
-    for record in records:
-        metrics = ui.run_metrics(root, record.id)
-        entries.append(
-            {
-                "run": record.id,
-                "model": record.spec.model,
-                "label": record.spec.label or record.spec.model,
-                "device": record.device_used,
-                "fit_seconds": record.fit_seconds,
-                "aggregate": metrics.get("aggregate", {}),
-                "ci": metrics.get("ci", {}),
-            }
-        )
+    entries = [run_entry(record, ui.run_metrics(root, record.id)) for record in records]
     table = leaderboard_table(entries)
     metrics_available = metric_columns(table)
 
@@ -134,6 +123,19 @@ st.download_button(
     mime="text/csv",
     key="compare.csv",
 )
+st.download_button(
+    "Report (HTML, opens offline)",
+    lambda: compare_report(ws, list(table["run"]), metric=metric).html(),
+    file_name=f"comparison-{info.name}.html", mime="text/html", key="compare.report",
+    disabled=len(table) < 2, icon=":material/download:",
+)  # fmt: skip
+st.caption(
+    "The report holds the leaderboard with CIs, the trade-off, segments and paired tests, with "
+    "plotly.js inlined: it opens from disk with no network. "
+    + (f"PNG figures are not available here: {missing}" if (missing := png_unavailable())
+       else "PNG figures: `python -m recsys_core report --compare RUN RUN … --out FILE.html "
+       "--png-dir DIR`.")
+)  # fmt: skip
 
 # ----- accuracy vs long tail -----------------------------------------------------------------
 st.subheader("Accuracy versus long tail")

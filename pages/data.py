@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 import ui
+import ui_demo
 from recsys_core.config import config_from_dict
 from recsys_core.data import store
 from recsys_core.data.importer import ROLES, ImportOptions
@@ -108,6 +109,7 @@ with st.expander("Import a dataset", expanded=not ui.list_datasets()):
                 placeholder=Path(filename or path or "dataset").stem,
             )
             if st.button("Import", type="primary", key="data.import"):
+                ui_demo.refuse_writes("importing data")
                 with ui.guard("import"), st.spinner("Importing, validating and encoding…"):
                     options = config_from_dict(ImportOptions, values | {"mapping": mapping})
                     if data is not None:
@@ -158,6 +160,7 @@ with st.expander("Side information (item and user tables)"):
         key="data.side.upload",
     )
     if side is not None and st.button("Attach", key="data.side.attach"):
+        ui_demo.refuse_writes("attaching a side table")
         with ui.guard("side table"):
             result = store.attach_side_table(
                 ws, info.id, side.getvalue(), kind=kind, filename=side.name
@@ -170,11 +173,13 @@ with st.expander("Side information (item and user tables)"):
 with st.expander("Rename or delete"):
     new_name = st.text_input("New name", value=info.name, key=f"data.rename.{info.id}")
     if st.button("Rename", key="data.rename") and new_name != info.name:
+        ui_demo.refuse_writes("renaming a dataset")
         with ui.guard("rename"):
             store.rename_dataset(ws, info.id, new_name)
             st.rerun()
     sure = st.checkbox(f"Yes, delete {info.name} and its files", key="data.delete.sure")
     if st.button("Delete", disabled=not sure, key="data.delete"):
+        ui_demo.refuse_writes("deleting a dataset")
         with ui.guard("delete"):
             store.delete_dataset(ws, info.id)
             ui.clear_dataset_caches()

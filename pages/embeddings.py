@@ -9,17 +9,14 @@ import numpy as np
 import streamlit as st
 
 import ui
+import ui_demo
 from recsys_core import embeddings as emb
 from recsys_core.config import config_to_dict
 from recsys_core.jobs import api
 from recsys_core.jobs.artifacts import RunArtifacts
 from recsys_core.models import MODELS
-from recsys_core.viz.embeddings import (
-    figure_html,
-    figure_png,
-    map_figure,
-    side_by_side_figure,
-)
+from recsys_core.viz.embeddings import map_figure, side_by_side_figure
+from recsys_core.viz.export import figure_png, png_unavailable, standalone_html
 from recsys_core.workspace import Workspace
 
 NO_USER = "—"
@@ -94,6 +91,7 @@ def _map(run_id: str, what: str, options: emb.MapOptions, *, slot: str) -> emb.M
     task_key = f"maps.task.{run_id}.{what}.{options.key()}"
     if task_key not in st.session_state:
         payload = {"run_id": run_id, "what": what, "options": config_to_dict(options)}
+        ui_demo.refuse_writes("starting a background map")
         st.session_state[task_key] = api.submit_task(ws, "umap", payload)
     task_id = st.session_state[task_key]
     st.info(
@@ -261,15 +259,17 @@ d1.download_button(
     mime="text/csv", key="maps.csv",
 )  # fmt: skip
 d2.download_button(
-    "Figure (HTML)", lambda: figure_html(fig), f"{stem}.html", mime="text/html", key="maps.html"
+    "Figure (HTML)", lambda: standalone_html(fig), f"{stem}.html", mime="text/html", key="maps.html"
 )
-png = figure_png(fig) if result.n_points <= 20_000 else None
-if png is not None:
-    d3.download_button("Figure (PNG)", png, f"{stem}.png", mime="image/png", key="maps.png")
+# Rendered on click only: kaleido starts a Chromium for it (seconds), so not on every rerun.
+if (missing := png_unavailable()) is None and result.n_points <= 20_000:
+    d3.download_button(
+        "Figure (PNG)", lambda: figure_png(fig), f"{stem}.png", mime="image/png", key="maps.png"
+    )
 else:
     d3.caption(
-        "PNG download is not available on this server: save a PNG with the camera icon in "
-        "the chart's toolbar, or download the HTML."
+        f"PNG download is not available here ({missing or 'over 20,000 points'}): save a PNG "
+        "with the camera icon in the chart's toolbar, or download the HTML."
     )
 
 # ----- side by side ----------------------------------------------------------------------------

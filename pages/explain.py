@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 
 import ui
+import ui_demo
 from recsys_core.explain import (
     SIDE_KINDS,
     USER_SEGMENTS,
@@ -24,7 +25,10 @@ from recsys_core.explain import (
     user_history,
 )
 from recsys_core.jobs import api
+from recsys_core.presentation import why_card
+from recsys_core.report import cards_report
 from recsys_core.viz.explain import attention_heatmap, deletion_curve, waterfall
+from recsys_core.viz.export import standalone_html
 from recsys_core.workspace import Workspace
 
 #: Histories longer than this are explained by the worker for deep models (seconds, not ms).
@@ -139,6 +143,7 @@ if long_job:
         payload = {"run": run_id, "user": str(data.user_ids[user]), "target": target}
         payload |= {"item": str(data.item_ids[item]), "k": k}
         if st.button("Explain in the background", key="explain.submit"):
+            ui_demo.refuse_writes("starting a background explanation")
             with ui.guard("submitting"):  # an identical queued or running task is reused
                 st.session_state["explain.task"] = api.submit_task(ws, "explain", payload)
         # After a reload the session has forgotten the task; the catalog has not.
@@ -216,15 +221,21 @@ if heat is not None:
         "drives its score; the Spearman figure says how far the two agree over the whole history."
     )
 
-d1, d2 = st.columns(2)
+d1, d2, d3 = st.columns(3)
 name = f"explain_{run_id}_{exp['user_id']}_{exp['item_id']}"
 d1.download_button(
     "Explanation (JSON)", json.dumps(exp, indent=2), f"{name}.json", "application/json",
     key="explain.download_json", icon=":material/download:",
 )  # fmt: skip
 d2.download_button(
-    "Figure (HTML)", fig.to_html(include_plotlyjs="cdn"), f"{name}.html", "text/html",
+    "Figure (HTML)", lambda: standalone_html(fig), f"{name}.html", "text/html",
     key="explain.download_html", icon=":material/download:",
+)  # fmt: skip
+d3.download_button(
+    "Why-card (HTML)",
+    lambda: cards_report(ws, [why_card(ws, run_id, split, model, user, segment=segment)]).html(),
+    f"why_{run_id}_{exp['user_id']}.html", "text/html", key="explain.download_card",
+    icon=":material/download:", help="this user's top 3, each with its three strongest reasons",
 )  # fmt: skip
 
 # ----- counterfactual -------------------------------------------------------------------------

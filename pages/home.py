@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
+import ui_demo
 
 st.title("Recsys Explorer")
 st.markdown(
@@ -19,6 +20,7 @@ with right:
     if st.button(
         "Load the MovieLens sample", type="primary", icon=":material/movie:", key="load_sample"
     ):
+        ui_demo.refuse_writes("importing the sample")
         from recsys_core.data.store import import_sample
 
         with ui.guard("loading the sample"), st.spinner("Importing MovieLens ml-latest-small…"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
+import ui_demo
 from recsys_core.balance import DEPENDENT, BalanceConfig, check_honoured
 from recsys_core.config import config_from_dict, config_to_dict
 from recsys_core.config import describe as describe_config
@@ -12,6 +13,7 @@ from recsys_core.device import available_devices
 from recsys_core.jobs import api
 from recsys_core.jobs.spec import ACTIVE, TERMINAL, RunSpec
 from recsys_core.models import MODELS
+from recsys_core.report import run_report
 from recsys_core.split import PROTOCOL_FIELDS, SPLITS, SplitSpec
 from recsys_core.viz.balance import OPTION_NAMES, option_label
 from recsys_core.viz.runs import has_curves, training_curves
@@ -106,6 +108,7 @@ if st.button(
     disabled=not chosen,
     key="train.submit",
 ):
+    ui_demo.refuse_writes("queueing runs")
     with ui.guard("queueing runs"):
         # Validate everything first so a bad value queues nothing (all or nothing).
         split_dict = config_to_dict(config_from_dict(SplitSpec, split_values))
@@ -167,6 +170,7 @@ def _active_card(record) -> None:  # noqa: ANN001 - a RunRecord
         if record.status != "cancelling" and button.button(
             "Cancel", key=f"train.cancel.{record.id}"
         ):
+            ui_demo.refuse_writes("cancelling a run")
             api.cancel(ws, record.id)
             st.rerun()
         if has_curves(events):
@@ -237,6 +241,7 @@ def finished_runs(dataset_id: str) -> None:
                 with st.expander("Log tail", expanded=record.status == "failed"):
                     st.code(record.log_tail, language=None)
             if st.button("Retry", key=f"train.retry.{record.id}"):
+                ui_demo.refuse_writes("retrying a run")
                 new_id = api.retry(ws, record.id)
                 st.session_state[ui.KEY_RUN] = new_id
                 st.rerun()
@@ -247,6 +252,12 @@ def finished_runs(dataset_id: str) -> None:
             st.caption(
                 f"{record.spec.model} has no training curve: it fits in one step, not in epochs."
             )
+        if record.status == "done":
+            st.download_button(
+                "Run report (HTML, opens offline)", lambda: run_report(ws, record.id).html(),
+                f"run-{record.id}.html", mime="text/html", key=f"train.report.{record.id}",
+                icon=":material/download:",
+            )  # fmt: skip
 
 
 # Only the active runs refresh, and only while there are some: every 2 s while they change,

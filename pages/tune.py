@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
+import ui_demo
 from recsys_core.errors import RecsysError
 from recsys_core.jobs import api
 from recsys_core.split import SPLITS, SplitSpec
@@ -67,6 +68,7 @@ with st.expander("New study", expanded=not studies.list_studies(ws)):
         "per-epoch validation curve lags (models trained epoch by epoch)."
     )
     if st.button("Start study", type="primary", key="tune.start"):
+        ui_demo.refuse_writes("starting a study")
         with ui.guard("starting the study"):
             space, fixed = studies.space_from_frame(model, space_rows)
             spec = studies.StudySpec(
@@ -108,6 +110,7 @@ def study_panel(name: str) -> None:
             head, button = st.columns([5, 1])
             head.progress(float(task.progress or 0.0), text=task.message or task.status)
             if button.button("Stop", key=f"tune.stop.{name}"):
+                ui_demo.refuse_writes("stopping a study")
                 api.cancel_task(ws, task_id)
         elif task is not None and task.status == "failed":
             st.error(f"The study stopped: {task.error}", icon="🚫")
@@ -169,6 +172,7 @@ with ui.guard("comparing"):
     c1, c2, c3 = st.columns([2, 1, 1])
     label = c1.text_input("Name for the best run", value=f"{chosen} best", key="tune.label")
     if c2.button("Keep as named run", key="tune.keep"):
+        ui_demo.refuse_writes("naming a run")
         run_id = studies.keep_best(ws, chosen, label)
         st.success(f"Run {run_id} is now named {label!r}.")
     if c3.button("Open in Compare", key="tune.compare"):

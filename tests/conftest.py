@@ -53,9 +53,8 @@ def device(request):
     return request.param
 
 
-@pytest.fixture()
-def app_workspace(workspace, monkeypatch):
-    """The ``workspace`` fixture for AppTest page tests: the app must not spawn a worker.
+def route_through_app(monkeypatch) -> None:
+    """Make AppTest run pages through the router (``app.py``) and never spawn a worker.
 
     AppTest resets ``PagesManager.uses_pages_directory`` before every run, so with a ``pages/``
     folder next to ``app.py`` it falls back to the old folder-based mode and, after the first
@@ -73,4 +72,44 @@ def app_workspace(workspace, monkeypatch):
 
     monkeypatch.setattr(app_test, "PagesManager", RouterPagesManager)
     monkeypatch.setenv("RECSYS_EXPLORER_AUTOSTART_WORKER", "0")
+
+
+@pytest.fixture()
+def app_workspace(workspace, monkeypatch):
+    """The ``workspace`` fixture for AppTest page tests: routed pages, no worker spawned
+    (see :func:`route_through_app`)."""
+    route_through_app(monkeypatch)
     return workspace
+
+
+#: An item title that would run as HTML or render as markdown if interpolated unescaped.
+HOSTILE_TITLE = '<script>alert("x")</script> **bold** [link](http://example.com)'
+
+
+@pytest.fixture(scope="session")
+def finished_runs(tmp_path_factory):
+    """A workspace with finished runs on a small synthetic dataset (planted clusters) whose most
+    popular item has :data:`HOSTILE_TITLE`: ``most_popular`` and ``itemknn`` on one split,
+    ``random`` on another. Returns ``(workspace, dataset info, {model: run id})``."""
+    from recsys_core.data.store import import_frames
+    from recsys_core.data.synthetic import make_frames
+    from recsys_core.jobs import api
+    from recsys_core.jobs.spec import RunSpec
+    from recsys_core.workspace import Workspace
+
+    ws = Workspace(tmp_path_factory.mktemp("runs") / "ws").ensure()
+    interactions, items, _ = make_frames(
+        SyntheticConfig(n_users=80, n_items=60, n_clusters=4, mean_history=10)
+    )
+    top = interactions["item"].value_counts().index[0]
+    items = items.copy()
+    items.loc[items["item"] == top, "title"] = HOSTILE_TITLE
+    info = import_frames(ws, interactions, name="synthetic", source="t", items=items)
+    split = {"protocol": "random", "test_ratio": 0.2, "seed": 0}
+    runs = {}
+    for model, seed in (("most_popular", 0), ("itemknn", 0), ("random", 1)):
+        spec = RunSpec(dataset=info.id, model=model, split=dict(split, seed=seed))
+        runs[model] = api.submit(ws, spec)
+        api.run_inline(ws, runs[model])  # in-process: no child start-up per run
+    assert {api.get_run(ws, r).status for r in runs.values()} == {"done"}
+    return ws, info, runs

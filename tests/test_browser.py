@@ -10,33 +10,26 @@ Every step leaves a screenshot in ``test-artifacts/`` and refreshes ``docs/scree
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from browser_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    NO_CHROMIUM,
+    ROOT,
+    run_step,
+    running_app,
+)
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-]
 #: Seconds a step may wait for the app (training on the sample included) on a busy 2-core CI.
 PATIENCE = 240
 
@@ -368,90 +361,12 @@ STEPS: list[Callable[[Walk], None]] = [
 
 
 # ----- the app and the browser -----------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_http(url: str, process: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"the app did not answer on {url} within {timeout} s")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     """``streamlit run app.py`` on a free port, plus a worker, on a temporary workspace."""
     workspace = tmp_path_factory.mktemp("walk") / "ws"
-    env = dict(
-        os.environ,
-        RECSYS_EXPLORER_HOME=str(workspace),
-        RECSYS_EXPLORER_AUTOSTART_WORKER="0",  # this fixture owns the worker and stops it
-        PYTHONPATH=str(ROOT),
-    )
-    logs = ARTIFACTS
-    logs.mkdir(exist_ok=True)
-    port = _free_port()
-    worker_log = open(logs / "browser-worker.log", "wb")  # noqa: SIM115 - closed below
-    app_log = open(logs / "browser-app.log", "wb")  # noqa: SIM115 - closed below
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "recsys_core", "--workspace", str(workspace), "worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=worker_log,
-        stderr=subprocess.STDOUT,
-    )
-    app = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=app_log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(url, app, timeout=120)
+    with running_app(workspace, name="browser") as url:
         yield url, workspace
-    finally:
-        _stop(app)
-        _stop(worker)
-        worker_log.close()
-        app_log.close()
 
 
 @pytest.fixture(scope="module")
@@ -481,19 +396,9 @@ def walk(app_url) -> Iterator[Walk]:
 _FAILED: list[str] = []
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="Debian's chromium is not installed (make test installs it: apt-get install chromium)",
-)
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 @pytest.mark.timeout(PATIENCE + 60)
 @pytest.mark.parametrize("step", STEPS, ids=lambda step: step.__name__.removeprefix("step_"))
 def test_main_path_in_a_real_browser(step, walk):
     """One step of the walk a test each (in order, on one page), so each has its own time."""
-    if _FAILED:
-        pytest.skip(f"an earlier step of the walk failed: {_FAILED[0]}")
-    try:
-        step(walk)
-    except Exception:
-        _FAILED.append(step.__name__)
-        walk.page.screenshot(path=str(ARTIFACTS / f"failed-{step.__name__}.png"))
-        raise
+    run_step(step, walk, _FAILED)

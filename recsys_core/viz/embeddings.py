@@ -298,24 +298,8 @@ def side_by_side_figure(
     return _layout(fig, "", height)
 
 
-def figure_html(fig: go.Figure) -> str:
-    """The figure as a self-contained HTML page (plotly.js inlined, works offline)."""
-    return fig.to_html(include_plotlyjs=True, full_html=True)
-
-
-def figure_png(fig: go.Figure) -> bytes | None:
-    """PNG bytes via kaleido when it is installed, else None (the page says so)."""
-    try:
-        import kaleido  # noqa: F401
-    except ImportError:
-        return None
-    return fig.to_image(format="png", width=1400, height=900, scale=1)
-
-
 __all__ = [
     "category_colours",
-    "figure_html",
-    "figure_png",
     "focus_trace",
     "is_numeric",
     "label_positions",
