@@ -7,8 +7,10 @@ Pages live in ``pages/``; each owner adds exactly one ``st.Page`` line below.
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.navigation.page import StreamlitPage
 
 import ui
+import ui_access
 
 st.set_page_config(
     page_title="Recsys Explorer",
@@ -34,13 +36,38 @@ PAGES = {
         # Embeddings, Explain and Balance pages: their owners add one st.Page line each here.
     ],
 }
-navigation = st.navigation(PAGES)
+#: The pages a viewer account gets (read-only; every write also refuses viewers through
+#: ui_access.require_analyst). The demo page replaces this list when demo mode lands.
+VIEWER_PAGES = ("compare",)  # url paths of pages in PAGES
+
+
+def _viewer_pages() -> list[StreamlitPage]:
+    """The pages of PAGES named in VIEWER_PAGES (a viewer's whole navigation)."""
+    return [page for group in PAGES.values() for page in group if page.url_path in VIEWER_PAGES]
+
+
+def _navigation() -> StreamlitPage:
+    """The sign-in page for an anonymous visitor of an exposed app, the viewer pages for a
+    viewer, everything for an analyst (and for anyone on 127.0.0.1)."""
+    blocked = ui_access.gate(ui.workspace())
+    if blocked is not None:
+        return blocked
+    if ui_access.is_analyst():
+        return st.navigation(PAGES)
+    return st.navigation(_viewer_pages())
+
+
+navigation = _navigation()
 
 
 def _sidebar() -> None:
     """Workspace, active dataset, worker state and active run, shared by every page."""
     ws = ui.workspace()
     with st.sidebar:
+        ui_access.sidebar_account()
+        if not ui_access.is_analyst():
+            ui.sidebar_dataset_picker()
+            return
         st.caption(f"Workspace: `{ws.root}`")
         ui.sidebar_dataset_picker()
         with ui.guard("worker"):
@@ -52,5 +79,6 @@ def _sidebar() -> None:
             st.caption(f"Active run: `{run_id}`")
 
 
-_sidebar()
+if ui_access.KEY_ROLE in st.session_state:
+    _sidebar()
 navigation.run()

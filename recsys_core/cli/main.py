@@ -24,10 +24,12 @@ def _command_modules() -> list[ModuleType]:
         runs_cmd,
         sweep_cmd,
         tune_cmd,
+        users_cmd,
     )
 
     return [
-        data_cmd, runs_cmd, explain_cmd, eval_cmd, embed_cmd, sweep_cmd, tune_cmd, lifelong_cmd
+        data_cmd, runs_cmd, explain_cmd, eval_cmd, embed_cmd, sweep_cmd, tune_cmd, lifelong_cmd,
+        users_cmd,
     ]
 
 
