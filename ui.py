@@ -709,6 +709,7 @@ def dataset_versions(ws: Workspace, info: Any) -> None:
     edited independently).
     """
     from recsys_core.data import versions
+    from recsys_core.data.confine import confine_path
     from recsys_core.data.readers import UPLOAD_TYPES
 
     with st.expander("Versions: append new interactions"):
@@ -740,7 +741,7 @@ def dataset_versions(ws: Workspace, info: Any) -> None:
                 if upload is not None:
                     new = versions.append_bytes(ws, info.id, upload.getvalue(), upload.name)
                 else:
-                    new = versions.append_file(ws, info.id, path)
+                    new = versions.append_file(ws, info.id, confine_path(ws, path))
                 added = versions.version_of(new)["added"]
                 clear_dataset_caches()
                 set_active_dataset(new.id)

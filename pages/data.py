@@ -9,6 +9,7 @@ import streamlit as st
 import ui
 from recsys_core.config import config_from_dict
 from recsys_core.data import store
+from recsys_core.data.confine import confine_path
 from recsys_core.data.importer import ROLES, ImportOptions
 from recsys_core.data.readers import UPLOAD_TYPES
 from recsys_core.viz.data import ROLE_LABELS, import_report_table
@@ -62,6 +63,8 @@ with st.expander("Import a dataset", expanded=not ui.list_datasets()):
         )
         preview = None
         with ui.guard("reading the file"):
+            if data is None:  # a server path: only inside the allowed data folders
+                path = str(confine_path(ws, path))
             preview = ui.preview_source(
                 data,
                 filename,

@@ -16,6 +16,7 @@ def _command_modules() -> list[ModuleType]:
     # Imported here, not at module level, so `--help` stays fast and one broken
     # command group cannot stop the others from loading.
     from recsys_core.cli import (
+        access_cmd,
         data_cmd,
         embed_cmd,
         eval_cmd,
@@ -24,12 +25,11 @@ def _command_modules() -> list[ModuleType]:
         runs_cmd,
         sweep_cmd,
         tune_cmd,
-        users_cmd,
     )
 
     return [
         data_cmd, runs_cmd, explain_cmd, eval_cmd, embed_cmd, sweep_cmd, tune_cmd, lifelong_cmd,
-        users_cmd,
+        access_cmd,
     ]
 
 

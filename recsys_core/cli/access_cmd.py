@@ -1,4 +1,5 @@
-"""Account commands: who may log in when the app is exposed beyond 127.0.0.1.
+"""Access commands: who may log in when the app is exposed beyond 127.0.0.1 (``users``), and
+which server folders the app may import from (``data-dirs``).
 
 Examples::
 
@@ -6,6 +7,8 @@ Examples::
     echo "$PASSWORD" | python -m recsys_core users add bob --role viewer --password-stdin
     python -m recsys_core users list
     python -m recsys_core users remove bob
+    python -m recsys_core data-dirs add /data/shared     # the app may import from there
+    python -m recsys_core data-dirs list
 """
 
 from __future__ import annotations
@@ -44,6 +47,25 @@ def register(subparsers: Any) -> None:
     rm = sub.add_parser("remove", help="remove an account")
     rm.add_argument("name")
     rm.set_defaults(func=cmd_remove)
+    _register_data_dirs(subparsers)
+
+
+def _register_data_dirs(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "data-dirs",
+        help="server folders the app's path import may read (besides workspace/imports)",
+        description="The app's 'path on the server' import reads only inside these folders, "
+        "<workspace>/imports and the bundled sample ($RECSYS_EXPLORER_DATA_DIRS adds more). "
+        "The command line itself is not confined.",
+    )
+    sub = p.add_subparsers(dest="dirs_command", metavar="ACTION", required=True)
+    add = sub.add_parser("add", help="allow a folder")
+    add.add_argument("folder")
+    add.set_defaults(func=cmd_dirs_add)
+    rm = sub.add_parser("remove", help="forget a folder added with add")
+    rm.add_argument("folder")
+    rm.set_defaults(func=cmd_dirs_remove)
+    sub.add_parser("list", help="the allowed folders").set_defaults(func=cmd_dirs_list)
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -82,4 +104,27 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
     remove_account(workspace_of(args), args.name)
     print(f"account {args.name!r} removed")
+    return 0
+
+
+def cmd_dirs_add(args: argparse.Namespace) -> int:
+    from recsys_core.data.confine import add_data_dir
+
+    print(f"the app may now import from {add_data_dir(workspace_of(args), args.folder)}")
+    return 0
+
+
+def cmd_dirs_remove(args: argparse.Namespace) -> int:
+    from recsys_core.data.confine import remove_data_dir
+
+    remove_data_dir(workspace_of(args), args.folder)
+    print(f"removed {args.folder}")
+    return 0
+
+
+def cmd_dirs_list(args: argparse.Namespace) -> int:
+    from recsys_core.data.confine import allowed_dirs
+
+    for folder in allowed_dirs(workspace_of(args)):
+        print(folder)
     return 0
