@@ -21,6 +21,7 @@ import streamlit as st
 
 from recsys_core.config import FieldSpec, describe
 from recsys_core.errors import RecsysError
+from recsys_core.viz.markdown import md
 from recsys_core.workspace import ENV_HOME, Workspace
 
 # ----- session-state keys (one place, so pages agree on them) ------------------------------
@@ -135,11 +136,12 @@ def show_error(exc: BaseException, *, what: str = "") -> None:
     """
     prefix = f"{what}: " if what else ""
     if isinstance(exc, (RecsysError, ValueError, FileNotFoundError, PermissionError)):
-        st.error(f"{prefix}{exc}", icon="🚫")
+        st.error(f"{prefix}{md(exc)}", icon="🚫")
     else:
         st.error(
-            f"{prefix}unexpected {type(exc).__name__}: {exc}. Fix: check the input and try again; "
-            "if it persists, run the same step from the CLI (python -m recsys_core) for details.",
+            f"{prefix}unexpected {type(exc).__name__}: {md(exc)}. Fix: check the input and try "
+            "again; if it persists, run the same step from the CLI (python -m recsys_core) for "
+            "details.",
             icon="🚫",
         )
 
@@ -651,7 +653,7 @@ def health_section(report: Any) -> None:
     )
     if report.warnings:
         for warning in report.warnings:
-            st.warning(warning, icon=":material/warning:")
+            st.warning(md(warning), icon=":material/warning:")
     else:
         st.success("No health warnings: this dataset is ready to train on.")
     figures = list(health_figures(report).items())
@@ -699,7 +701,7 @@ def executor_picker(ws: Workspace) -> None:
             try:
                 set_executor(ws, choice)
             except RecsysError as error:
-                st.error(str(error))
+                st.error(md(error))
             else:
                 st.info("Saved: the worker switches to it as soon as nothing is running.")
 def dataset_versions(ws: Workspace, info: Any) -> None:
@@ -746,6 +748,6 @@ def dataset_versions(ws: Workspace, info: Any) -> None:
                 clear_dataset_caches()
                 set_active_dataset(new.id)
                 st.success(
-                    f"**{new.name}**: +{added['interactions']:,} interactions, "
+                    f"**{md(new.name)}**: +{added['interactions']:,} interactions, "
                     f"{added['new_users']:,} new users, {added['new_items']:,} new items."
                 )

@@ -12,6 +12,7 @@ import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
 from recsys_core import access
+from recsys_core.viz.markdown import md
 from recsys_core.workspace import Workspace
 
 #: Session-state keys the rest of the app reads (the demo mode reads KEY_ROLE == "viewer").
@@ -79,7 +80,7 @@ def login_page() -> None:
         try:
             role = access.authenticate(workspace(), name, password, _limiter())
         except access.AccessError as error:
-            st.error(str(error), icon=":material/lock:")
+            st.error(md(error), icon=":material/lock:")
             return
         # A fresh session state: nothing of an earlier visitor of this tab survives the login.
         st.session_state.clear()
@@ -93,7 +94,7 @@ def sidebar_account() -> None:
     name = st.session_state.get(KEY_USERNAME)
     if not name:
         return
-    st.caption(f":material/person: Signed in as **{name}** ({st.session_state.get(KEY_ROLE)})")
+    st.caption(f":material/person: Signed in as **{md(name)}** ({st.session_state.get(KEY_ROLE)})")
     if st.button("Log out", key="access.logout", icon=":material/logout:"):
         st.session_state.clear()
         st.rerun()

@@ -12,6 +12,7 @@ from recsys_core.jobs import api
 from recsys_core.models import MODELS
 from recsys_core.split import SPLITS
 from recsys_core.viz import balance as vb
+from recsys_core.viz.markdown import md
 
 #: Grid values suggested when an option is picked (editable).
 SUGGESTED = {
@@ -49,7 +50,7 @@ root = str(ws.root)
 info = ui.active_dataset()
 if info is None:
     st.stop()
-st.caption(f"Dataset: **{ui.dataset_label(info)}** (change it in the sidebar).")
+st.caption(f"Dataset: **{md(ui.dataset_label(info))}** (change it in the sidebar).")
 
 
 @st.cache_data(show_spinner="Profiling the imbalance…", max_entries=16)
@@ -145,7 +146,7 @@ with build:
     ):
         st.markdown(
             "\n".join(
-                f"- **{vb.option_label(n)}**: {w}" for n, w in support.items() if w is not None
+                f"- **{vb.option_label(n)}**: {md(w)}" for n, w in support.items() if w is not None
             )
         )
     grid_text = {
@@ -186,7 +187,7 @@ with build:
             )
             st.session_state[KEY_GROUP] = group
             n = len(api.list_runs(ws, group=group))
-            st.success(f"Queued sweep `{group}` ({n} runs); follow it under Sweep results.")
+            st.success(f"Queued sweep {md(group)} ({n} runs); follow it under Sweep results.")
 
 
 # ----- sweep results ------------------------------------------------------------------------------

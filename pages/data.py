@@ -13,6 +13,7 @@ from recsys_core.data.confine import confine_path
 from recsys_core.data.importer import ROLES, ImportOptions
 from recsys_core.data.readers import UPLOAD_TYPES
 from recsys_core.viz.data import ROLE_LABELS, import_report_table
+from recsys_core.viz.markdown import md
 
 #: Import options in the analyst's words (the field name stays in each widget's help).
 OPTION_LABELS = {
@@ -80,9 +81,9 @@ with st.expander("Import a dataset", expanded=not ui.list_datasets()):
             )
             st.dataframe(preview["head"], hide_index=True, width="stretch")
             for note in preview["notes"]:
-                st.caption(f"ℹ️ {note}")
+                st.caption(f"ℹ️ {md(note)}")
             if preview["problem"]:
-                st.warning(preview["problem"])
+                st.warning(md(preview["problem"]))
             st.markdown("**Column mapping** (detected; override where needed)")
             mapping = []
             # Three to a row, so a long detected column name is not cut off.
@@ -127,7 +128,7 @@ with st.expander("Import a dataset", expanded=not ui.list_datasets()):
 if notice := st.session_state.pop("data.notice", None):
     with ui.guard("import report"):
         info = store.get_dataset(ws, notice)
-        st.success(f"Imported **{info.name}**: {ui.dataset_label(info)}.")
+        st.success(f"Imported **{md(info.name)}**: {md(ui.dataset_label(info))}.")
         data_imported = ui.load_dataset(str(ws.root), info.id, info.content_hash)
         with st.expander("Import report", expanded=True):
             st.dataframe(
@@ -136,13 +137,13 @@ if notice := st.session_state.pop("data.notice", None):
                 width="stretch",
             )
             for note in [*info.report.get("notes", []), *info.report.get("warnings", [])]:
-                st.caption(f"ℹ️ {note}")
+                st.caption(f"ℹ️ {md(note)}")
 
 # ----- health of the active dataset -----------------------------------------------------------
 info = ui.active_dataset()
 if info is None:
     st.stop()
-st.header(f"Health · {info.name}")
+st.header(f"Health · {md(info.name)}")
 with ui.guard("health report", stop=True):
     report = ui.health_report(str(ws.root), info.id, info.content_hash)
     ui.health_section(report)
@@ -166,7 +167,7 @@ with st.expander("Side information (item and user tables)"):
                 ws, info.id, side.getvalue(), kind=kind, filename=side.name
             )
             ui.clear_dataset_caches()
-            st.success(f"Attached the {kind} table to {info.name}.")
+            st.success(f"Attached the {kind} table to {md(info.name)}.")
             st.json(result)
 
 # ----- manage ---------------------------------------------------------------------------------
@@ -176,7 +177,7 @@ with st.expander("Rename or delete"):
         with ui.guard("rename"):
             store.rename_dataset(ws, info.id, new_name)
             st.rerun()
-    sure = st.checkbox(f"Yes, delete {info.name} and its files", key="data.delete.sure")
+    sure = st.checkbox(f"Yes, delete {md(info.name)} and its files", key="data.delete.sure")
     if st.button("Delete", disabled=not sure, key="data.delete"):
         with ui.guard("delete"):
             store.delete_dataset(ws, info.id)

@@ -25,6 +25,7 @@ from recsys_core.explain import (
 )
 from recsys_core.jobs import api
 from recsys_core.viz.explain import attention_heatmap, deletion_curve, waterfall
+from recsys_core.viz.markdown import md
 from recsys_core.workspace import Workspace
 
 #: Histories longer than this are explained by the worker for deep models (seconds, not ms).
@@ -91,11 +92,11 @@ if user is None:
 data = history_source(split, user)
 if not len(user_history(data, user)):
     st.error(
-        f"User {data.user_ids[user]} has no history in this run's training data, so there is "
+        f"User {md(data.user_ids[user])} has no history in this run's training data, so there is "
         "nothing to explain. Fix: search another user or pick one at random."
     )
     st.stop()
-st.subheader(f"User {data.user_ids[user]}")
+st.subheader(f"User {md(data.user_ids[user])}")
 ui.set_url(**{ui.URL_USER: data.user_ids[user]})
 
 k = 10
@@ -156,7 +157,7 @@ if long_job:
                 if task.status == "cancelled":
                     st.info("Explanation cancelled.", icon=":material/block:")
                 elif task.error:
-                    st.error(task.error)
+                    st.error(md(task.error))
                 else:
                     st.progress(task.progress, text=task.message or task.status)
 
@@ -184,7 +185,7 @@ m5.metric(
     help="deletion-curve area of random orders minus that of the attribution order; "
     "> 0 means removing the top-attributed items hurts the score faster than random removals",
 )  # fmt: skip
-st.success(exp["sentence"])
+st.success(md(exp["sentence"]))
 fig = waterfall(exp)
 st.plotly_chart(fig, key="explain.waterfall")
 st.caption(
@@ -200,7 +201,7 @@ if side:
         hide_index=True,
     )
 for note in exp["notes"]:
-    st.caption(f"Note: {note}")
+    st.caption(f"Note: {md(note)}")
 g1, g2 = st.columns(2)
 g1.plotly_chart(deletion_curve(exp), key="explain.deletion")
 g1.caption(
@@ -260,7 +261,7 @@ if others:
                 raise ValueError("the two runs use different datasets; pick a run on this one")
             second = _explain(root, other, user, int(item), target, k)
             s1, s2 = st.columns(2)
-            s1.markdown(f"**{by_id[run_id].spec.model}**: {exp['sentence']}")
+            s1.markdown(f"**{by_id[run_id].spec.model}**: {md(exp['sentence'])}")
             s1.plotly_chart(fig, key="explain.compare_left")
-            s2.markdown(f"**{by_id[other].spec.model}**: {second['sentence']}")
+            s2.markdown(f"**{by_id[other].spec.model}**: {md(second['sentence'])}")
             s2.plotly_chart(waterfall(second), key="explain.compare_right")

@@ -10,6 +10,7 @@ from recsys_core import rolling
 from recsys_core.config import config_to_dict
 from recsys_core.jobs import api
 from recsys_core.models import MODELS
+from recsys_core.viz.markdown import md
 from recsys_core.viz.timeline import summary_table, timeline_figure
 
 st.title("Timeline")
@@ -70,7 +71,7 @@ if task_id := st.session_state.get("tl.task"):
             st.session_state.pop("tl.task", None)
             st.rerun()
         elif task.error or task.status in ("failed", "cancelled", "interrupted"):
-            st.error(f"The rolling evaluation {task.status}: {task.error or 'no detail'}.")
+            st.error(f"The rolling evaluation {task.status}: {md(task.error or 'no detail')}.")
             st.session_state.pop("tl.task", None)
 
     _poll()

@@ -14,6 +14,7 @@ from recsys_core.jobs.spec import ACTIVE, TERMINAL, RunSpec
 from recsys_core.models import MODELS
 from recsys_core.split import PROTOCOL_FIELDS, SPLITS, SplitSpec
 from recsys_core.viz.balance import OPTION_NAMES, option_label
+from recsys_core.viz.markdown import md
 from recsys_core.viz.runs import has_curves, training_curves
 
 BALANCE_LABELS = {name: option_label(name) for name in OPTION_NAMES}
@@ -27,7 +28,7 @@ ws = ui.workspace()
 info = ui.active_dataset()
 if info is None:
     st.stop()
-st.caption(f"Dataset: **{ui.dataset_label(info)}** (change it in the sidebar).")
+st.caption(f"Dataset: **{md(ui.dataset_label(info))}** (change it in the sidebar).")
 
 # ----- split ----------------------------------------------------------------------------------
 st.subheader("1 · Split")
@@ -219,10 +220,10 @@ def finished_runs(dataset_id: str) -> None:
         )
         if record.status == "cancelled":
             # A deliberate stop is not a failure: say so calmly.
-            detail = f" ({record.error})" if record.error else ""
+            detail = f" ({md(record.error)})" if record.error else ""
             st.info(f"Cancelled at your request{detail}.", icon=":material/block:")
         elif record.status in ("failed", "interrupted") and record.error:
-            st.error(f"{record.status}: {record.error}")
+            st.error(f"{record.status}: {md(record.error)}")
         if record.status in ("failed", "interrupted", "cancelled"):
             if record.log_tail:
                 with st.expander("Log tail", expanded=record.status == "failed"):

@@ -8,6 +8,7 @@ import ui
 from recsys_core.errors import RecsysError
 from recsys_core.jobs import api
 from recsys_core.split import SPLITS, SplitSpec
+from recsys_core.viz.markdown import md
 
 st.title("Tune")
 st.markdown(
@@ -19,14 +20,14 @@ try:
 
     studies.import_optuna()
 except RecsysError as error:
-    st.error(f"Tuning is unavailable: {error}", icon="🚫")
+    st.error(f"Tuning is unavailable: {md(error)}", icon="🚫")
     st.stop()
 
 ws = ui.workspace()
 info = ui.active_dataset()
 if info is None:
     st.stop()
-st.caption(f"Dataset: **{ui.dataset_label(info)}** (change it in the sidebar).")
+st.caption(f"Dataset: **{md(ui.dataset_label(info))}** (change it in the sidebar).")
 
 # ----- study builder ------------------------------------------------------------------------
 with st.expander("New study", expanded=not studies.list_studies(ws)):
@@ -86,7 +87,7 @@ with st.expander("New study", expanded=not studies.list_studies(ws)):
             task = api.submit_task(ws, "study", {"spec": spec.to_dict()})
             st.session_state["tune.study"] = spec.name
             st.session_state[f"tune.task.{spec.name}"] = task
-            st.success(f"Study {spec.name} queued (task {task}).")
+            st.success(f"Study {md(spec.name)} queued (task {task}).")
 
 # ----- one study --------------------------------------------------------------------------
 names = studies.list_studies(ws)
@@ -110,7 +111,7 @@ def study_panel(name: str) -> None:
             if button.button("Stop", key=f"tune.stop.{name}"):
                 api.cancel_task(ws, task_id)
         elif task is not None and task.status == "failed":
-            st.error(f"The study stopped: {task.error}", icon="🚫")
+            st.error(f"The study stopped: {md(task.error)}", icon="🚫")
         summary = studies.summarise(ws, name)
         spec = summary["spec"]
         objective = f"valid {spec['objective']}"
@@ -127,7 +128,7 @@ def study_panel(name: str) -> None:
         c3.metric("Best: test NDCG@10", _fmt((best.get("test") or {}).get("ndcg@10")))
         c4.metric("Defaults: test NDCG@10", _fmt((defaults.get("test") or {}).get("ndcg@10")))
         if best:
-            st.caption(f"Best parameters (trial {best['trial']}): {best['params']}")
+            st.caption(f"Best parameters (trial {best['trial']}): {md(best['params'])}")
         figures = studies.study_figures(ws, name)
         tabs = st.tabs(["History", "Importances", "Parallel coordinates", "Slices"])
         captions = {
@@ -140,7 +141,7 @@ def study_panel(name: str) -> None:
             with tab:
                 figure = figures[key]
                 if isinstance(figure, str):
-                    st.info(figure)
+                    st.info(md(figure))
                 else:
                     st.plotly_chart(figure, key=f"tune.fig.{key}", width="stretch")
                     st.caption(captions[key])
@@ -170,7 +171,7 @@ with ui.guard("comparing"):
     label = c1.text_input("Name for the best run", value=f"{chosen} best", key="tune.label")
     if c2.button("Keep as named run", key="tune.keep"):
         run_id = studies.keep_best(ws, chosen, label)
-        st.success(f"Run {run_id} is now named {label!r}.")
+        st.success(f"Run {run_id} is now named {md(repr(label))}.")
     if c3.button("Open in Compare", key="tune.compare"):
         st.session_state[ui.KEY_RUN] = summary["best"]["run"]
         st.switch_page("pages/compare.py")
