@@ -710,6 +710,7 @@ def dataset_versions(ws: Workspace, info: Any) -> None:
     One self-contained call at the end of the Data page (other sections of that page are
     edited independently).
     """
+    from recsys_core import access
     from recsys_core.data import versions
     from recsys_core.data.confine import confine_path
     from recsys_core.data.readers import UPLOAD_TYPES
@@ -740,6 +741,7 @@ def dataset_versions(ws: Workspace, info: Any) -> None:
         ready = bool(upload or path)
         if st.button("Append as a new version", key="data.append.go", disabled=not ready):
             with guard("append"), st.spinner("Reading, validating and appending…"):
+                access.require_analyst(st.session_state.get("role"))
                 if upload is not None:
                     new = versions.append_bytes(ws, info.id, upload.getvalue(), upload.name)
                 else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
+import ui_access
 from recsys_core import sweeps
 from recsys_core.balance import NEG_SAMPLERS, RESAMPLERS, BalanceConfig, resampled_popularity
 from recsys_core.config import config_from_dict
@@ -181,6 +182,7 @@ with build:
         key="balance.submit",
     ):
         with ui.guard("queueing the sweep"):
+            ui_access.require_analyst()
             grid = sweeps.parse_grid([f"{n}={v}" for n, v in grid_text.items()])
             group = sweeps.submit_sweep(
                 ws, info.id, model, grid, split={"protocol": protocol}, config=config

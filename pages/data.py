@@ -7,10 +7,13 @@ from pathlib import Path
 import streamlit as st
 
 import ui
+import ui_access
+from recsys_core import purge
 from recsys_core.config import config_from_dict
 from recsys_core.data import store
 from recsys_core.data.confine import confine_path
 from recsys_core.data.importer import ROLES, ImportOptions
+from recsys_core.data.privacy import is_pseudonymised
 from recsys_core.data.readers import UPLOAD_TYPES
 from recsys_core.viz.data import ROLE_LABELS, import_report_table
 from recsys_core.viz.markdown import md
@@ -27,6 +30,33 @@ OPTION_LABELS = {
     "sheet": "Excel sheet (empty = the first)",
     "max_id_length": "Longest id (characters)",
 }
+
+
+
+def _personal_data(preview: dict) -> dict:
+    """Flagged columns with a masked example, a drop checkbox each (ids excepted), and the
+    pseudonymise switch; returns the ImportOptions values they set."""
+    findings = preview["personal"]
+    ids = {preview["detected"].get("user"), preview["detected"].get("item"), "user", "item"}
+    user_flagged = any(f.column in ids for f in findings)
+    if findings:
+        st.markdown("**Personal data?** These columns look like it (masked examples):")
+    drop = []
+    for column in dict.fromkeys(f.column for f in findings):
+        found = "; ".join(md(f.describe()) for f in findings if f.column == column)
+        if column in ids:
+            st.caption(f":material/badge: {found}: an id column, pseudonymise it below")
+        elif st.checkbox(f"Drop {md(repr(column))}: {found}", True, key=f"data.drop.{column}"):
+            drop.append(column)
+    pseudonymise = st.checkbox(
+        "Pseudonymise user ids",
+        value=user_flagged,
+        key="data.pseudonymise",
+        help="Store keyed hashes (HMAC-SHA256 with a key kept in this workspace) instead of "
+        "the user ids: stored data, runs, reports and the demo never show the raw ids.",
+    )
+    return {"drop_columns": drop, "pseudonymise": pseudonymise}
+
 
 st.title("Data")
 st.markdown(
@@ -60,7 +90,10 @@ with st.expander("Import a dataset", expanded=not ui.list_datasets()):
     if data is not None or path:
         st.markdown("**Options**")
         values = ui.config_form(
-            ImportOptions, "data.opts", exclude=("mapping", "split_file"), labels=OPTION_LABELS
+            ImportOptions,
+            "data.opts",
+            exclude=("mapping", "split_file", "drop_columns", "pseudonymise"),
+            labels=OPTION_LABELS,
         )
         preview = None
         with ui.guard("reading the file"):
@@ -84,6 +117,7 @@ with st.expander("Import a dataset", expanded=not ui.list_datasets()):
                 st.caption(f"ℹ️ {md(note)}")
             if preview["problem"]:
                 st.warning(md(preview["problem"]))
+            privacy_values = _personal_data(preview)
             st.markdown("**Column mapping** (detected; override where needed)")
             mapping = []
             # Three to a row, so a long detected column name is not cut off.
@@ -113,7 +147,10 @@ with st.expander("Import a dataset", expanded=not ui.list_datasets()):
             )
             if st.button("Import", type="primary", key="data.import"):
                 with ui.guard("import"), st.spinner("Importing, validating and encoding…"):
-                    options = config_from_dict(ImportOptions, values | {"mapping": mapping})
+                    ui_access.require_analyst()
+                    options = config_from_dict(
+                        ImportOptions, values | privacy_values | {"mapping": mapping}
+                    )
                     if data is not None:
                         info = store.import_bytes(
                             ws, data, filename, name=name or None, options=options
@@ -144,6 +181,8 @@ info = ui.active_dataset()
 if info is None:
     st.stop()
 st.header(f"Health · {md(info.name)}")
+if is_pseudonymised(info):
+    st.caption(":material/badge: User ids are pseudonymised (keyed hashes; the key stays here).")
 with ui.guard("health report", stop=True):
     report = ui.health_report(str(ws.root), info.id, info.content_hash)
     ui.health_section(report)
@@ -163,6 +202,7 @@ with st.expander("Side information (item and user tables)"):
     )
     if side is not None and st.button("Attach", key="data.side.attach"):
         with ui.guard("side table"):
+            ui_access.require_analyst()
             result = store.attach_side_table(
                 ws, info.id, side.getvalue(), kind=kind, filename=side.name
             )
@@ -175,13 +215,20 @@ with st.expander("Rename or delete"):
     new_name = st.text_input("New name", value=info.name, key=f"data.rename.{info.id}")
     if st.button("Rename", key="data.rename") and new_name != info.name:
         with ui.guard("rename"):
+            ui_access.require_analyst()
             store.rename_dataset(ws, info.id, new_name)
             st.rerun()
-    sure = st.checkbox(f"Yes, delete {md(info.name)} and its files", key="data.delete.sure")
+    reach = purge.footprint(ws, info.id).summary()
+    sure = st.checkbox(
+        f"Yes, delete {md(info.name)} and everything made from it ({reach})",
+        key="data.delete.sure",
+    )
     if st.button("Delete", disabled=not sure, key="data.delete"):
         with ui.guard("delete"):
-            store.delete_dataset(ws, info.id)
-            ui.clear_dataset_caches()
+            ui_access.require_analyst()
+            purge.delete_dataset(ws, info.id)
+            st.cache_data.clear()  # cached runs, splits and maps of it go too
+            st.cache_resource.clear()
             st.session_state.pop("data.delete.sure", None)
             st.rerun()
 

@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 
 import ui
+import ui_access
 from recsys_core.explain import (
     SIDE_KINDS,
     USER_SEGMENTS,
@@ -141,6 +142,7 @@ if long_job:
         payload |= {"item": str(data.item_ids[item]), "k": k}
         if st.button("Explain in the background", key="explain.submit"):
             with ui.guard("submitting"):  # an identical queued or running task is reused
+                ui_access.require_analyst()
                 st.session_state["explain.task"] = api.submit_task(ws, "explain", payload)
         # After a reload the session has forgotten the task; the catalog has not.
         task_id = api.find_task(ws, "explain", payload) or st.session_state.get("explain.task")

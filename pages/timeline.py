@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
+import ui_access
 from recsys_core import rolling
 from recsys_core.config import config_to_dict
 from recsys_core.jobs import api
@@ -45,6 +46,7 @@ with st.expander("Start a rolling evaluation", expanded=not rolling.list_results
     size = right.number_input("Sliding: windows of data trained on", 1, 12, 2, key="tl.size")
     if st.button("Start", type="primary", key="tl.start", disabled=not (models and strategies)):
         with ui.guard("rolling evaluation"):
+            ui_access.require_analyst()
             spec = rolling.RollingSpec(
                 models=tuple(models),
                 strategies=tuple(strategies),

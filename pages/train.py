@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
+import ui_access
 from recsys_core.balance import DEPENDENT, BalanceConfig, check_honoured
 from recsys_core.config import config_from_dict, config_to_dict
 from recsys_core.config import describe as describe_config
@@ -108,6 +109,7 @@ if st.button(
     key="train.submit",
 ):
     with ui.guard("queueing runs"):
+        ui_access.require_analyst()
         # Validate everything first so a bad value queues nothing (all or nothing).
         split_dict = config_to_dict(config_from_dict(SplitSpec, split_values))
         specs = []

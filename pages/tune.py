@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
+import ui_access
 from recsys_core.errors import RecsysError
 from recsys_core.jobs import api
 from recsys_core.split import SPLITS, SplitSpec
@@ -69,6 +70,7 @@ with st.expander("New study", expanded=not studies.list_studies(ws)):
     )
     if st.button("Start study", type="primary", key="tune.start"):
         with ui.guard("starting the study"):
+            ui_access.require_analyst()
             space, fixed = studies.space_from_frame(model, space_rows)
             spec = studies.StudySpec(
                 name=name.strip() or f"{info.name}-{model}",
