@@ -147,3 +147,47 @@ def test_deleting_a_dataset_leaves_nothing_behind(workspace, personal_csv):
             data = path.read_bytes()
             assert not any(n.encode() in data for n in needles), (path, needles)
     assert [i.id for i in store.list_datasets(workspace)] == [keep.id]
+
+
+def test_appending_to_a_pseudonymised_dataset_matches_its_pseudonyms(workspace, personal_csv):
+    from recsys_core.data import versions
+
+    info = store.import_file(workspace, personal_csv, options=ImportOptions(pseudonymise=True))
+    batch = personal_csv.parent / "batch.csv"
+    pd.DataFrame({"user": [EMAILS[0], "new@example.org"], "item": ["i9", "i1"],
+                  "rating": [5, 4]}).to_csv(batch, index=False)  # fmt: skip
+    new = versions.append_file(workspace, info.id, batch)
+    added = versions.version_of(new)["added"]
+    assert added["new_users"] == 1 and added["touched_users"] == 2  # EMAILS[0] matched
+    frame = store.load_frames(workspace, new.id)[0]
+    assert frame["user"].str.startswith("u-").all() and frame["user"].nunique() == 13
+
+
+def test_data_page_flags_an_email_column_and_stores_the_dataset_without_it(app_workspace):
+    from streamlit.testing.v1 import AppTest
+
+    folder = app_workspace.root / "imports" / "shop"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"user": [f"u{u}" for u in range(6) for _ in range(3)],
+                  "item": [f"i{(u + k) % 5}" for u in range(6) for k in range(3)]}).to_csv(
+        folder / "interactions.csv", index=False)  # fmt: skip
+    pd.DataFrame({"user": [f"u{u}" for u in range(6)], "email": EMAILS[:6],
+                  "age": range(6)}).to_csv(folder / "users.csv", index=False)  # fmt: skip
+    app = str(Path(__file__).resolve().parents[1] / "app.py")
+    at = AppTest.from_file(app, default_timeout=120).run()
+    at.switch_page("pages/data.py").run()
+    at.radio(key="data.source").set_value("A path on the server").run()
+    at.text_input(key="data.path").input("shop").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    drop = at.checkbox(key="data.drop.email")
+    assert drop.value is True and "e-mail addresses in 100%" in drop.label
+    assert "p\\*\\*\\*@e\\*\\*\\*.org" in drop.label  # the masked example, escaped
+    assert at.checkbox(key="data.pseudonymise").value is False  # the ids are not personal
+    at.button(key="data.import").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (info,) = store.list_datasets(app_workspace)
+    assert info.options["drop_columns"] == ["email"]
+    assert list(store.load_frames(app_workspace, info.id)[2].columns) == ["age"]
+    stored = app_workspace.root / "datasets"
+    blob = b"".join(p.read_bytes() for p in stored.rglob("*") if p.is_file())
+    assert b"example.org" not in blob
