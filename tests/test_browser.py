@@ -10,33 +10,29 @@ Every step leaves a screenshot in ``test-artifacts/`` and refreshes ``docs/scree
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from browser_helpers import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ROOT,
+    app_env,
+    start_app,
+    stop,
+    wait_http,
+)
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-]
 #: Seconds a step may wait for the app (training on the sample included) on a busy 2-core CI.
 PATIENCE = 240
 
@@ -368,88 +364,28 @@ STEPS: list[Callable[[Walk], None]] = [
 
 
 # ----- the app and the browser -----------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_http(url: str, process: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"the app did not answer on {url} within {timeout} s")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     """``streamlit run app.py`` on a free port, plus a worker, on a temporary workspace."""
     workspace = tmp_path_factory.mktemp("walk") / "ws"
-    env = dict(
-        os.environ,
-        RECSYS_EXPLORER_HOME=str(workspace),
-        RECSYS_EXPLORER_AUTOSTART_WORKER="0",  # this fixture owns the worker and stops it
-        PYTHONPATH=str(ROOT),
-    )
     logs = ARTIFACTS
     logs.mkdir(exist_ok=True)
-    port = _free_port()
     worker_log = open(logs / "browser-worker.log", "wb")  # noqa: SIM115 - closed below
     app_log = open(logs / "browser-app.log", "wb")  # noqa: SIM115 - closed below
     worker = subprocess.Popen(
         [sys.executable, "-m", "recsys_core", "--workspace", str(workspace), "worker"],
         cwd=ROOT,
-        env=env,
+        env=app_env(workspace),
         stdout=worker_log,
         stderr=subprocess.STDOUT,
     )
-    app = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=app_log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    app, url = start_app(workspace, app_log)
     try:
-        _wait_http(url, app, timeout=120)
+        wait_http(url, app, timeout=120)
         yield url, workspace
     finally:
-        _stop(app)
-        _stop(worker)
+        stop(app)
+        stop(worker)
         worker_log.close()
         app_log.close()
 

@@ -1,0 +1,93 @@
+"""Real browser: the app exposed on a second loopback address (127.0.0.2, which Linux routes
+without a network namespace; the app treats every address but 127.0.0.1 as exposed) with one
+analyst and one viewer: an anonymous visitor gets the sign-in form only, on any URL; the viewer
+gets the viewer pages only; the analyst everything; sessions of two browsers stay apart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, start_app, stop, wait_http
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed"),
+]
+ADDRESS = "127.0.0.2"
+PASSWORD = "correct horse battery"
+WAIT = 90_000  # ms: a busy 2-core machine
+
+
+@pytest.fixture(scope="module")
+def exposed_url(tmp_path_factory) -> Iterator[str]:
+    from recsys_core import access
+    from recsys_core.workspace import Workspace
+
+    workspace = Workspace(tmp_path_factory.mktemp("exposed") / "ws").ensure()
+    access.add_account(workspace, "ana", PASSWORD, "analyst")
+    access.add_account(workspace, "vic", PASSWORD, "viewer")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with open(ARTIFACTS / "browser-access-app.log", "wb") as log:
+        app, url = start_app(Path(workspace.root), log, address=ADDRESS)
+        try:
+            wait_http(url, app, timeout=120)
+            yield url
+        finally:
+            stop(app)
+
+
+def _sign_in(page, name: str) -> None:
+    page.get_by_role("textbox", name="User name").fill(name)
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text(f"Signed in as {name}").wait_for(timeout=WAIT)
+
+
+@pytest.mark.timeout(240)
+def test_login_gate_and_roles_in_a_real_browser(exposed_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            anonymous, viewer, analyst = (browser.new_page() for _ in range(3))
+            for page in (anonymous, viewer, analyst):
+                page.set_default_timeout(WAIT)
+            # Anonymous, on the root and on a deep link: the sign-in form and nothing else.
+            for path in ("/data", ""):  # a deep link gets a "page not found" notice, then this
+                anonymous.goto(exposed_url + path, wait_until="domcontentloaded")
+                anonymous.get_by_role("button", name="Sign in").wait_for()
+                assert anonymous.locator('[data-testid="stSidebarNav"]').count() == 0
+                assert anonymous.get_by_text("Workspace:").count() == 0
+                assert anonymous.get_by_role("heading", name="Data").count() == 0
+            anonymous.get_by_role("textbox", name="User name").fill("vic")
+            anonymous.get_by_role("textbox", name="Password").fill("not the password")
+            anonymous.get_by_role("button", name="Sign in").click()
+            anonymous.get_by_text("wrong user name or password").wait_for()
+            anonymous.screenshot(path=str(ARTIFACTS / "access-anonymous.png"))
+
+            viewer.goto(exposed_url, wait_until="domcontentloaded")
+            _sign_in(viewer, "vic")
+            viewer.get_by_role("heading", level=1).filter(has_text="Compare").wait_for()
+            links = viewer.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+            assert not any("Data" in t or "Train" in t for t in links), links
+            viewer.screenshot(path=str(ARTIFACTS / "access-viewer.png"))
+
+            analyst.goto(exposed_url, wait_until="domcontentloaded")
+            _sign_in(analyst, "ana")
+            nav = analyst.locator('[data-testid="stSidebarNav"]')
+            for title in ("Home", "Data", "Train", "Compare", "Explain"):
+                nav.get_by_role("link", name=title, exact=True).wait_for()
+            nav.get_by_role("link", name="Data", exact=True).click()
+            analyst.get_by_role("heading", level=1).filter(has_text="Data").wait_for()
+            analyst.screenshot(path=str(ARTIFACTS / "access-analyst.png"))
+
+            # The viewer's tab is still the viewer's: sessions do not leak.
+            assert viewer.get_by_text("Signed in as vic").count() == 1
+            assert viewer.locator('[data-testid="stSidebarNav"]').get_by_text("Data").count() == 0
+            viewer.get_by_role("button", name="Log out").click()
+            viewer.get_by_role("button", name="Sign in").wait_for()
+        finally:
+            browser.close()
