@@ -37,6 +37,8 @@ from recsys_core.errors import DataError
 from recsys_core.workspace import Workspace
 
 SAMPLE_ROWS = 500
+#: Characters of one value looked at (a long free text is scanned in its first 10,000).
+MAX_CHARS = 10_000
 SECRETS_DIR = "secrets"
 KEY_FILE = "pseudonym.key"
 PSEUDONYM_PREFIX = "u-"
@@ -45,7 +47,11 @@ PHONE = "phone number"
 IP = "IP address"
 NAME = "person name"
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# Every quantifier is bounded (RFC 5321 lengths), so a search stays linear in the text: an
+# unbounded local part made a 1 MB line without "@" quadratic.
+_EMAIL = re.compile(
+    r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}"
+)
 # A phone number: optional +country, then digit groups split by spaces, dots, dashes or
 # parentheses; 9 to 15 digits in all (so dates, years and plain counts do not match).
 _PHONE = re.compile(
@@ -56,7 +62,7 @@ _PHONE_PLUS = re.compile(r"(?<![\w.])\+\d{9,15}(?![\w.])")
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1?\d?\d)"
 _IPV4 = re.compile(rf"(?<![\w.])(?:{_OCTET}\.){{3}}{_OCTET}(?![\w.])")
 _IPV6 = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
-_PERSON = re.compile(r"^[A-Z][a-z'’]+(?:[ -][A-Z][a-z'’]+){1,2}$")
+_PERSON = re.compile(r"^[A-Z][a-z'’]{1,40}(?:[ -][A-Z][a-z'’]{1,40}){1,2}$")
 _NAME_COLUMNS = {
     "name", "firstname", "lastname", "fullname", "surname", "givenname", "familyname",
     "forename", "username", "customername", "displayname", "contactname",
@@ -101,7 +107,7 @@ def _digits(text: str) -> int:
 def _find(kind: str, text: str) -> str | None:
     """The first match of ``kind`` in ``text``, or None."""
     if kind == EMAIL:
-        found = _EMAIL.search(text)
+        found = _EMAIL.search(text) if "@" in text else None
         return found.group(0) if found else None
     if kind == PHONE:
         for pattern in (_PHONE_PLUS, _PHONE):
@@ -142,12 +148,16 @@ def mask(kind: str, value: str) -> str:
 
 def scan_column(series: pd.Series, table: str, column: str) -> list[PersonalColumn]:
     """Findings in one column (a sample of up to SAMPLE_ROWS non-empty values)."""
-    values = series.dropna()
-    if values.dtype.kind in "iufbmM" or values.empty:
+    if series.dtype.kind in "iufbmM":
         return []  # numbers and datetimes hold none of these patterns
+    if len(series) > 20 * SAMPLE_ROWS:  # sample before dropna: no copy of a 25M-row column
+        series = series.sample(20 * SAMPLE_ROWS, random_state=0)
+    values = series.dropna()
+    if values.empty:
+        return []
     if len(values) > SAMPLE_ROWS:
         values = values.sample(SAMPLE_ROWS, random_state=0)
-    texts = values.astype(str).tolist()
+    texts = [t[:MAX_CHARS] for t in values.astype(str).tolist()]
     kinds = [EMAIL, PHONE, IP]
     by_name = re.sub(r"[^a-z]", "", column.lower()) in _NAME_COLUMNS
     if table == "users":
