@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
+from streamlit.navigation.page import StreamlitPage
 
 import ui
+import ui_access
 import ui_demo
 
 st.set_page_config(
@@ -39,8 +41,18 @@ PAGES = {
         # Embeddings, Explain and Balance pages: their owners add one st.Page line each here.
     ],
 }
-# Demo mode (server setting, viewer login or the analyst's switch) routes to the Demo page only.
-navigation = st.navigation(ui_demo.demo_pages() if ui_demo.is_demo_mode() else PAGES)
+
+
+def _navigation() -> StreamlitPage:
+    """The sign-in page for an anonymous visitor of an exposed app; in demo mode (server
+    setting, a viewer's login, or the analyst's switch) the Demo page alone; else every page."""
+    blocked = ui_access.gate(ui.workspace())
+    if blocked is not None:
+        return blocked
+    return st.navigation(ui_demo.demo_pages() if ui_demo.is_demo_mode() else PAGES)
+
+
+navigation = _navigation()
 
 
 def _sidebar() -> None:
@@ -50,7 +62,8 @@ def _sidebar() -> None:
     """
     ws = ui.workspace()
     with st.sidebar:
-        ui_demo.sidebar_switch()
+        ui_access.sidebar_account()
+        ui_demo.sidebar_switch()  # a caption instead for a viewer or a demo server
         if ui_demo.is_demo_mode():
             ui.sidebar_dataset_picker()
             return
@@ -65,5 +78,6 @@ def _sidebar() -> None:
             st.caption(f"Active run: `{run_id}`")
 
 
-_sidebar()
+if ui_access.KEY_ROLE in st.session_state:
+    _sidebar()
 navigation.run()

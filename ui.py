@@ -22,6 +22,7 @@ import streamlit as st
 import ui_demo
 from recsys_core.config import FieldSpec, describe
 from recsys_core.errors import RecsysError
+from recsys_core.viz.markdown import md
 from recsys_core.workspace import ENV_HOME, Workspace
 
 # ----- session-state keys (one place, so pages agree on them) ------------------------------
@@ -136,11 +137,12 @@ def show_error(exc: BaseException, *, what: str = "") -> None:
     """
     prefix = f"{what}: " if what else ""
     if isinstance(exc, (RecsysError, ValueError, FileNotFoundError, PermissionError)):
-        st.error(f"{prefix}{exc}", icon="🚫")
+        st.error(f"{prefix}{md(exc)}", icon="🚫")
     else:
         st.error(
-            f"{prefix}unexpected {type(exc).__name__}: {exc}. Fix: check the input and try again; "
-            "if it persists, run the same step from the CLI (python -m recsys_core) for details.",
+            f"{prefix}unexpected {type(exc).__name__}: {md(exc)}. Fix: check the input and try "
+            "again; if it persists, run the same step from the CLI (python -m recsys_core) for "
+            "details.",
             icon="🚫",
         )
 
@@ -652,7 +654,7 @@ def health_section(report: Any) -> None:
     )
     if report.warnings:
         for warning in report.warnings:
-            st.warning(warning, icon=":material/warning:")
+            st.warning(md(warning), icon=":material/warning:")
     else:
         st.success("No health warnings: this dataset is ready to train on.")
     figures = list(health_figures(report).items())
@@ -701,7 +703,7 @@ def executor_picker(ws: Workspace) -> None:
             try:
                 set_executor(ws, choice)
             except RecsysError as error:
-                st.error(str(error))
+                st.error(md(error))
             else:
                 st.info("Saved: the worker switches to it as soon as nothing is running.")
 def dataset_versions(ws: Workspace, info: Any) -> None:
@@ -710,7 +712,9 @@ def dataset_versions(ws: Workspace, info: Any) -> None:
     One self-contained call at the end of the Data page (other sections of that page are
     edited independently).
     """
+    from recsys_core import access
     from recsys_core.data import versions
+    from recsys_core.data.confine import confine_path
     from recsys_core.data.readers import UPLOAD_TYPES
 
     with st.expander("Versions: append new interactions"):
@@ -740,14 +744,15 @@ def dataset_versions(ws: Workspace, info: Any) -> None:
         if st.button("Append as a new version", key="data.append.go", disabled=not ready):
             ui_demo.refuse_writes("appending a dataset version")
             with guard("append"), st.spinner("Reading, validating and appending…"):
+                access.require_analyst(st.session_state.get("role"))
                 if upload is not None:
                     new = versions.append_bytes(ws, info.id, upload.getvalue(), upload.name)
                 else:
-                    new = versions.append_file(ws, info.id, path)
+                    new = versions.append_file(ws, info.id, confine_path(ws, path))
                 added = versions.version_of(new)["added"]
                 clear_dataset_caches()
                 set_active_dataset(new.id)
                 st.success(
-                    f"**{new.name}**: +{added['interactions']:,} interactions, "
+                    f"**{md(new.name)}**: +{added['interactions']:,} interactions, "
                     f"{added['new_users']:,} new users, {added['new_items']:,} new items."
                 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
+import ui_access
 import ui_demo
 from recsys_core import imbalance, sweeps
 from recsys_core.balance import NEG_SAMPLERS, RESAMPLERS, BalanceConfig, resampled_popularity
@@ -13,6 +14,7 @@ from recsys_core.jobs import api
 from recsys_core.models import MODELS
 from recsys_core.split import SPLITS
 from recsys_core.viz import balance as vb
+from recsys_core.viz.markdown import md
 
 #: Grid values suggested when an option is picked (editable).
 SUGGESTED = {
@@ -50,7 +52,7 @@ root = str(ws.root)
 info = ui.active_dataset()
 if info is None:
     st.stop()
-st.caption(f"Dataset: **{ui.dataset_label(info)}** (change it in the sidebar).")
+st.caption(f"Dataset: **{md(ui.dataset_label(info))}** (change it in the sidebar).")
 
 
 @st.cache_data(show_spinner="Profiling the imbalance…", max_entries=16)
@@ -146,7 +148,7 @@ with build:
     ):
         st.markdown(
             "\n".join(
-                f"- **{vb.option_label(n)}**: {w}" for n, w in support.items() if w is not None
+                f"- **{vb.option_label(n)}**: {md(w)}" for n, w in support.items() if w is not None
             )
         )
     grid_text = {
@@ -182,13 +184,14 @@ with build:
     ):
         ui_demo.refuse_writes("queueing a sweep")
         with ui.guard("queueing the sweep"):
+            ui_access.require_analyst()
             grid = sweeps.parse_grid([f"{n}={v}" for n, v in grid_text.items()])
             group = sweeps.submit_sweep(
                 ws, info.id, model, grid, split={"protocol": protocol}, config=config
             )
             st.session_state[KEY_GROUP] = group
             n = len(api.list_runs(ws, group=group))
-            st.success(f"Queued sweep `{group}` ({n} runs); follow it under Sweep results.")
+            st.success(f"Queued sweep {md(group)} ({n} runs); follow it under Sweep results.")
 
 
 # ----- sweep results ------------------------------------------------------------------------------

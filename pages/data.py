@@ -7,12 +7,17 @@ from pathlib import Path
 import streamlit as st
 
 import ui
+import ui_access
 import ui_demo
+from recsys_core import purge
 from recsys_core.config import config_from_dict
 from recsys_core.data import store
+from recsys_core.data.confine import confine_path
 from recsys_core.data.importer import ROLES, ImportOptions
+from recsys_core.data.privacy import is_pseudonymised
 from recsys_core.data.readers import UPLOAD_TYPES
 from recsys_core.viz.data import ROLE_LABELS, import_report_table
+from recsys_core.viz.markdown import md
 
 #: Import options in the analyst's words (the field name stays in each widget's help).
 OPTION_LABELS = {
@@ -26,6 +31,33 @@ OPTION_LABELS = {
     "sheet": "Excel sheet (empty = the first)",
     "max_id_length": "Longest id (characters)",
 }
+
+
+
+def _personal_data(preview: dict) -> dict:
+    """Flagged columns with a masked example, a drop checkbox each (ids excepted), and the
+    pseudonymise switch; returns the ImportOptions values they set."""
+    findings = preview["personal"]
+    ids = {preview["detected"].get("user"), preview["detected"].get("item"), "user", "item"}
+    user_flagged = any(f.column in ids for f in findings)
+    if findings:
+        st.markdown("**Personal data?** These columns look like it (masked examples):")
+    drop = []
+    for column in dict.fromkeys(f.column for f in findings):
+        found = "; ".join(md(f.describe()) for f in findings if f.column == column)
+        if column in ids:
+            st.caption(f":material/badge: {found}: an id column, pseudonymise it below")
+        elif st.checkbox(f"Drop {md(repr(column))}: {found}", True, key=f"data.drop.{column}"):
+            drop.append(column)
+    pseudonymise = st.checkbox(
+        "Pseudonymise user ids",
+        value=user_flagged,
+        key="data.pseudonymise",
+        help="Store keyed hashes (HMAC-SHA256 with a key kept in this workspace) instead of "
+        "the user ids: stored data, runs, reports and the demo never show the raw ids.",
+    )
+    return {"drop_columns": drop, "pseudonymise": pseudonymise}
+
 
 st.title("Data")
 st.markdown(
@@ -59,10 +91,15 @@ with st.expander("Import a dataset", expanded=not ui.list_datasets()):
     if data is not None or path:
         st.markdown("**Options**")
         values = ui.config_form(
-            ImportOptions, "data.opts", exclude=("mapping", "split_file"), labels=OPTION_LABELS
+            ImportOptions,
+            "data.opts",
+            exclude=("mapping", "split_file", "drop_columns", "pseudonymise"),
+            labels=OPTION_LABELS,
         )
         preview = None
         with ui.guard("reading the file"):
+            if data is None:  # a server path: only inside the allowed data folders
+                path = str(confine_path(ws, path))
             preview = ui.preview_source(
                 data,
                 filename,
@@ -78,9 +115,10 @@ with st.expander("Import a dataset", expanded=not ui.list_datasets()):
             )
             st.dataframe(preview["head"], hide_index=True, width="stretch")
             for note in preview["notes"]:
-                st.caption(f"ℹ️ {note}")
+                st.caption(f"ℹ️ {md(note)}")
             if preview["problem"]:
-                st.warning(preview["problem"])
+                st.warning(md(preview["problem"]))
+            privacy_values = _personal_data(preview)
             st.markdown("**Column mapping** (detected; override where needed)")
             mapping = []
             # Three to a row, so a long detected column name is not cut off.
@@ -111,7 +149,10 @@ with st.expander("Import a dataset", expanded=not ui.list_datasets()):
             if st.button("Import", type="primary", key="data.import"):
                 ui_demo.refuse_writes("importing data")
                 with ui.guard("import"), st.spinner("Importing, validating and encoding…"):
-                    options = config_from_dict(ImportOptions, values | {"mapping": mapping})
+                    ui_access.require_analyst()
+                    options = config_from_dict(
+                        ImportOptions, values | privacy_values | {"mapping": mapping}
+                    )
                     if data is not None:
                         info = store.import_bytes(
                             ws, data, filename, name=name or None, options=options
@@ -126,7 +167,7 @@ with st.expander("Import a dataset", expanded=not ui.list_datasets()):
 if notice := st.session_state.pop("data.notice", None):
     with ui.guard("import report"):
         info = store.get_dataset(ws, notice)
-        st.success(f"Imported **{info.name}**: {ui.dataset_label(info)}.")
+        st.success(f"Imported **{md(info.name)}**: {md(ui.dataset_label(info))}.")
         data_imported = ui.load_dataset(str(ws.root), info.id, info.content_hash)
         with st.expander("Import report", expanded=True):
             st.dataframe(
@@ -135,13 +176,15 @@ if notice := st.session_state.pop("data.notice", None):
                 width="stretch",
             )
             for note in [*info.report.get("notes", []), *info.report.get("warnings", [])]:
-                st.caption(f"ℹ️ {note}")
+                st.caption(f"ℹ️ {md(note)}")
 
 # ----- health of the active dataset -----------------------------------------------------------
 info = ui.active_dataset()
 if info is None:
     st.stop()
-st.header(f"Health · {info.name}")
+st.header(f"Health · {md(info.name)}")
+if is_pseudonymised(info):
+    st.caption(":material/badge: User ids are pseudonymised (keyed hashes; the key stays here).")
 with ui.guard("health report", stop=True):
     report = ui.health_report(str(ws.root), info.id, info.content_hash)
     ui.health_section(report)
@@ -162,11 +205,12 @@ with st.expander("Side information (item and user tables)"):
     if side is not None and st.button("Attach", key="data.side.attach"):
         ui_demo.refuse_writes("attaching a side table")
         with ui.guard("side table"):
+            ui_access.require_analyst()
             result = store.attach_side_table(
                 ws, info.id, side.getvalue(), kind=kind, filename=side.name
             )
             ui.clear_dataset_caches()
-            st.success(f"Attached the {kind} table to {info.name}.")
+            st.success(f"Attached the {kind} table to {md(info.name)}.")
             st.json(result)
 
 # ----- manage ---------------------------------------------------------------------------------
@@ -175,14 +219,21 @@ with st.expander("Rename or delete"):
     if st.button("Rename", key="data.rename") and new_name != info.name:
         ui_demo.refuse_writes("renaming a dataset")
         with ui.guard("rename"):
+            ui_access.require_analyst()
             store.rename_dataset(ws, info.id, new_name)
             st.rerun()
-    sure = st.checkbox(f"Yes, delete {info.name} and its files", key="data.delete.sure")
+    reach = purge.footprint(ws, info.id).summary()
+    sure = st.checkbox(
+        f"Yes, delete {md(info.name)} and everything made from it ({reach})",
+        key="data.delete.sure",
+    )
     if st.button("Delete", disabled=not sure, key="data.delete"):
         ui_demo.refuse_writes("deleting a dataset")
         with ui.guard("delete"):
-            store.delete_dataset(ws, info.id)
-            ui.clear_dataset_caches()
+            ui_access.require_analyst()
+            purge.delete_dataset(ws, info.id)
+            st.cache_data.clear()  # cached runs, splits and maps of it go too
+            st.cache_resource.clear()
             st.session_state.pop("data.delete.sure", None)
             st.rerun()
 

@@ -17,6 +17,7 @@ from recsys_core.jobs.artifacts import RunArtifacts
 from recsys_core.models import MODELS
 from recsys_core.viz.embeddings import map_figure, side_by_side_figure
 from recsys_core.viz.export import figure_png, png_unavailable, standalone_html
+from recsys_core.viz.markdown import md
 from recsys_core.workspace import Workspace
 
 NO_USER = "—"
@@ -111,7 +112,7 @@ def _map(run_id: str, what: str, options: emb.MapOptions, *, slot: str) -> emb.M
         if task.status == "done":
             st.rerun()
         elif task.error or task.status in ("failed", "cancelled", "interrupted"):
-            st.error(f"The map job {task.status}: {task.error or 'no detail'}. Fix: retry it.")
+            st.error(f"The map job {task.status}: {md(task.error or 'no detail')}. Fix: retry it.")
             st.session_state.pop(task_key, None)
 
     _poll()
@@ -191,7 +192,7 @@ if user_choice != NO_USER:
 neighbours_table = None
 matches = emb.find_items(data, query) if query.strip() else np.zeros(0, dtype=np.int64)
 if query.strip() and not len(matches):
-    st.warning(f"No item title contains {query!r}; try a shorter part of the title.")
+    st.warning(f"No item title contains {md(repr(query))}; try a shorter part of the title.")
 if len(matches):
     item_titles = data.item_titles()
     item = st.selectbox(
@@ -221,13 +222,13 @@ with right:
         help="1 = no false neighbours on the map (scikit-learn, on a sample of points)",
     )  # fmt: skip
     st.metric("Points", f"{result.n_points:,}")
-    st.caption(f"Source: {result.source}.")
+    st.caption(f"Source: {md(result.source)}.")
     st.caption(result.sampling_note)
     origin = "from the cache" if result.cached else "just computed"
     st.caption(f"UMAP took {result.seconds:.1f} s ({origin}).")
     for note in result.notes:
         if "sample of" not in note:
-            st.caption(f"ℹ️ {note}")
+            st.caption(f"ℹ️ {md(note)}")
 with left:
     st.plotly_chart(fig, key="maps.figure")
     if result.source == emb.SOURCE_SIMILARITY:
@@ -242,13 +243,13 @@ with left:
 if overlay is not None:
     counts = overlay["kind"].value_counts()
     st.caption(
-        f"User {user_choice}: ○ {counts.get('history', 0)} history items, "
+        f"User {md(user_choice)}: ○ {counts.get('history', 0)} history items, "
         f"◆ {counts.get('recommended', 0)} of the top 10, ✕ {counts.get('test', 0)} held-out "
         "test items" + (f", ★ {len(interests)} interests" if interests is not None else "") + "."
     )
 if neighbours_table is not None:
     chosen = data.item_titles()[int(item)]
-    st.markdown(f"**Nearest neighbours of {chosen}** in the embedding (circled on the map)")
+    st.markdown(f"**Nearest neighbours of {md(chosen)}** in the embedding (circled on the map)")
     st.dataframe(neighbours_table, hide_index=True)
 
 # ----- downloads -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 
 import ui
+import ui_access
 import ui_demo
 from recsys_core.explain import (
     SIDE_KINDS,
@@ -29,6 +30,7 @@ from recsys_core.presentation import why_card
 from recsys_core.report import cards_report
 from recsys_core.viz.explain import attention_heatmap, deletion_curve, waterfall
 from recsys_core.viz.export import standalone_html
+from recsys_core.viz.markdown import md
 from recsys_core.workspace import Workspace
 
 #: Histories longer than this are explained by the worker for deep models (seconds, not ms).
@@ -95,11 +97,11 @@ if user is None:
 data = history_source(split, user)
 if not len(user_history(data, user)):
     st.error(
-        f"User {data.user_ids[user]} has no history in this run's training data, so there is "
+        f"User {md(data.user_ids[user])} has no history in this run's training data, so there is "
         "nothing to explain. Fix: search another user or pick one at random."
     )
     st.stop()
-st.subheader(f"User {data.user_ids[user]}")
+st.subheader(f"User {md(data.user_ids[user])}")
 ui.set_url(**{ui.URL_USER: data.user_ids[user]})
 
 k = 10
@@ -145,6 +147,7 @@ if long_job:
         if st.button("Explain in the background", key="explain.submit"):
             ui_demo.refuse_writes("starting a background explanation")
             with ui.guard("submitting"):  # an identical queued or running task is reused
+                ui_access.require_analyst()
                 st.session_state["explain.task"] = api.submit_task(ws, "explain", payload)
         # After a reload the session has forgotten the task; the catalog has not.
         task_id = api.find_task(ws, "explain", payload) or st.session_state.get("explain.task")
@@ -161,7 +164,7 @@ if long_job:
                 if task.status == "cancelled":
                     st.info("Explanation cancelled.", icon=":material/block:")
                 elif task.error:
-                    st.error(task.error)
+                    st.error(md(task.error))
                 else:
                     st.progress(task.progress, text=task.message or task.status)
 
@@ -189,7 +192,7 @@ m5.metric(
     help="deletion-curve area of random orders minus that of the attribution order; "
     "> 0 means removing the top-attributed items hurts the score faster than random removals",
 )  # fmt: skip
-st.success(exp["sentence"])
+st.success(md(exp["sentence"]))
 fig = waterfall(exp)
 st.plotly_chart(fig, key="explain.waterfall")
 st.caption(
@@ -205,7 +208,7 @@ if side:
         hide_index=True,
     )
 for note in exp["notes"]:
-    st.caption(f"Note: {note}")
+    st.caption(f"Note: {md(note)}")
 g1, g2 = st.columns(2)
 g1.plotly_chart(deletion_curve(exp), key="explain.deletion")
 g1.caption(
@@ -271,7 +274,7 @@ if others:
                 raise ValueError("the two runs use different datasets; pick a run on this one")
             second = _explain(root, other, user, int(item), target, k)
             s1, s2 = st.columns(2)
-            s1.markdown(f"**{by_id[run_id].spec.model}**: {exp['sentence']}")
+            s1.markdown(f"**{by_id[run_id].spec.model}**: {md(exp['sentence'])}")
             s1.plotly_chart(fig, key="explain.compare_left")
-            s2.markdown(f"**{by_id[other].spec.model}**: {second['sentence']}")
+            s2.markdown(f"**{by_id[other].spec.model}**: {md(second['sentence'])}")
             s2.plotly_chart(waterfall(second), key="explain.compare_right")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
+import ui_access
 import ui_demo
 
 st.title("Recsys Explorer")
@@ -24,6 +25,7 @@ with right:
         from recsys_core.data.store import import_sample
 
         with ui.guard("loading the sample"), st.spinner("Importing MovieLens ml-latest-small…"):
+            ui_access.require_analyst()
             info = import_sample(ws)
             ui.set_active_dataset(info.id)
             st.session_state["home_notice"] = (

@@ -6,11 +6,13 @@ import pandas as pd
 import streamlit as st
 
 import ui
+import ui_access
 import ui_demo
 from recsys_core import rolling
 from recsys_core.config import config_to_dict
 from recsys_core.jobs import api
 from recsys_core.models import MODELS
+from recsys_core.viz.markdown import md
 from recsys_core.viz.timeline import summary_table, timeline_figure
 
 st.title("Timeline")
@@ -46,6 +48,7 @@ with st.expander("Start a rolling evaluation", expanded=not rolling.list_results
     if st.button("Start", type="primary", key="tl.start", disabled=not (models and strategies)):
         ui_demo.refuse_writes("starting a rolling evaluation")
         with ui.guard("rolling evaluation"):
+            ui_access.require_analyst()
             spec = rolling.RollingSpec(
                 models=tuple(models),
                 strategies=tuple(strategies),
@@ -72,7 +75,7 @@ if task_id := st.session_state.get("tl.task"):
             st.session_state.pop("tl.task", None)
             st.rerun()
         elif task.error or task.status in ("failed", "cancelled", "interrupted"):
-            st.error(f"The rolling evaluation {task.status}: {task.error or 'no detail'}.")
+            st.error(f"The rolling evaluation {task.status}: {md(task.error or 'no detail')}.")
             st.session_state.pop("tl.task", None)
 
     _poll()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
+import ui_access
 import ui_demo
 from recsys_core.balance import DEPENDENT, BalanceConfig, check_honoured
 from recsys_core.config import config_from_dict, config_to_dict
@@ -16,6 +17,7 @@ from recsys_core.models import MODELS
 from recsys_core.report import run_report
 from recsys_core.split import PROTOCOL_FIELDS, SPLITS, SplitSpec
 from recsys_core.viz.balance import OPTION_NAMES, option_label
+from recsys_core.viz.markdown import md
 from recsys_core.viz.runs import has_curves, training_curves
 
 BALANCE_LABELS = {name: option_label(name) for name in OPTION_NAMES}
@@ -29,7 +31,7 @@ ws = ui.workspace()
 info = ui.active_dataset()
 if info is None:
     st.stop()
-st.caption(f"Dataset: **{ui.dataset_label(info)}** (change it in the sidebar).")
+st.caption(f"Dataset: **{md(ui.dataset_label(info))}** (change it in the sidebar).")
 
 # ----- split ----------------------------------------------------------------------------------
 st.subheader("1 · Split")
@@ -110,6 +112,7 @@ if st.button(
 ):
     ui_demo.refuse_writes("queueing runs")
     with ui.guard("queueing runs"):
+        ui_access.require_analyst()
         # Validate everything first so a bad value queues nothing (all or nothing).
         split_dict = config_to_dict(config_from_dict(SplitSpec, split_values))
         specs = []
@@ -232,10 +235,10 @@ def finished_runs(dataset_id: str) -> None:
         )
         if record.status == "cancelled":
             # A deliberate stop is not a failure: say so calmly.
-            detail = f" ({record.error})" if record.error else ""
+            detail = f" ({md(record.error)})" if record.error else ""
             st.info(f"Cancelled at your request{detail}.", icon=":material/block:")
         elif record.status in ("failed", "interrupted") and record.error:
-            st.error(f"{record.status}: {record.error}")
+            st.error(f"{record.status}: {md(record.error)}")
         if record.status in ("failed", "interrupted", "cancelled"):
             if record.log_tail:
                 with st.expander("Log tail", expanded=record.status == "failed"):

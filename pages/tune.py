@@ -5,10 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
+import ui_access
 import ui_demo
 from recsys_core.errors import RecsysError
 from recsys_core.jobs import api
 from recsys_core.split import SPLITS, SplitSpec
+from recsys_core.viz.markdown import md
 
 st.title("Tune")
 st.markdown(
@@ -20,14 +22,14 @@ try:
 
     studies.import_optuna()
 except RecsysError as error:
-    st.error(f"Tuning is unavailable: {error}", icon="🚫")
+    st.error(f"Tuning is unavailable: {md(error)}", icon="🚫")
     st.stop()
 
 ws = ui.workspace()
 info = ui.active_dataset()
 if info is None:
     st.stop()
-st.caption(f"Dataset: **{ui.dataset_label(info)}** (change it in the sidebar).")
+st.caption(f"Dataset: **{md(ui.dataset_label(info))}** (change it in the sidebar).")
 
 # ----- study builder ------------------------------------------------------------------------
 with st.expander("New study", expanded=not studies.list_studies(ws)):
@@ -70,6 +72,7 @@ with st.expander("New study", expanded=not studies.list_studies(ws)):
     if st.button("Start study", type="primary", key="tune.start"):
         ui_demo.refuse_writes("starting a study")
         with ui.guard("starting the study"):
+            ui_access.require_analyst()
             space, fixed = studies.space_from_frame(model, space_rows)
             spec = studies.StudySpec(
                 name=name.strip() or f"{info.name}-{model}",
@@ -88,7 +91,7 @@ with st.expander("New study", expanded=not studies.list_studies(ws)):
             task = api.submit_task(ws, "study", {"spec": spec.to_dict()})
             st.session_state["tune.study"] = spec.name
             st.session_state[f"tune.task.{spec.name}"] = task
-            st.success(f"Study {spec.name} queued (task {task}).")
+            st.success(f"Study {md(spec.name)} queued (task {task}).")
 
 # ----- one study --------------------------------------------------------------------------
 names = studies.list_studies(ws)
@@ -113,7 +116,7 @@ def study_panel(name: str) -> None:
                 ui_demo.refuse_writes("stopping a study")
                 api.cancel_task(ws, task_id)
         elif task is not None and task.status == "failed":
-            st.error(f"The study stopped: {task.error}", icon="🚫")
+            st.error(f"The study stopped: {md(task.error)}", icon="🚫")
         summary = studies.summarise(ws, name)
         spec = summary["spec"]
         objective = f"valid {spec['objective']}"
@@ -130,7 +133,7 @@ def study_panel(name: str) -> None:
         c3.metric("Best: test NDCG@10", _fmt((best.get("test") or {}).get("ndcg@10")))
         c4.metric("Defaults: test NDCG@10", _fmt((defaults.get("test") or {}).get("ndcg@10")))
         if best:
-            st.caption(f"Best parameters (trial {best['trial']}): {best['params']}")
+            st.caption(f"Best parameters (trial {best['trial']}): {md(best['params'])}")
         figures = studies.study_figures(ws, name)
         tabs = st.tabs(["History", "Importances", "Parallel coordinates", "Slices"])
         captions = {
@@ -143,7 +146,7 @@ def study_panel(name: str) -> None:
             with tab:
                 figure = figures[key]
                 if isinstance(figure, str):
-                    st.info(figure)
+                    st.info(md(figure))
                 else:
                     st.plotly_chart(figure, key=f"tune.fig.{key}", width="stretch")
                     st.caption(captions[key])
@@ -174,7 +177,7 @@ with ui.guard("comparing"):
     if c2.button("Keep as named run", key="tune.keep"):
         ui_demo.refuse_writes("naming a run")
         run_id = studies.keep_best(ws, chosen, label)
-        st.success(f"Run {run_id} is now named {label!r}.")
+        st.success(f"Run {run_id} is now named {md(repr(label))}.")
     if c3.button("Open in Compare", key="tune.compare"):
         st.session_state[ui.KEY_RUN] = summary["best"]["run"]
         st.switch_page("pages/compare.py")

@@ -32,9 +32,9 @@ CHROMIUM_ARGS = [
 NO_CHROMIUM = "Debian's chromium is not installed (make test installs it: apt-get install chromium)"
 
 
-def free_port() -> int:
+def free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((address, 0))
         return sock.getsockname()[1]
 
 
@@ -66,10 +66,16 @@ def stop(process: subprocess.Popen) -> None:
 
 @contextmanager
 def running_app(
-    workspace: Path, *, name: str, worker: bool = True, env: dict[str, str] | None = None
+    workspace: Path,
+    *,
+    name: str,
+    worker: bool = True,
+    env: dict[str, str] | None = None,
+    address: str = "127.0.0.1",
 ) -> Iterator[str]:
-    """``streamlit run app.py`` on a free port (plus a worker when ``worker``) on ``workspace``;
-    yields the app's URL. Logs go to ``test-artifacts/<name>-app.log`` (and ``-worker.log``)."""
+    """``streamlit run app.py`` bound to ``address`` on a free port (plus a worker when
+    ``worker``) on ``workspace``; yields the app's URL. Logs go to
+    ``test-artifacts/<name>-app.log`` (and ``-worker.log``)."""
     full_env = dict(
         os.environ,
         RECSYS_EXPLORER_HOME=str(workspace),
@@ -77,7 +83,7 @@ def running_app(
         PYTHONPATH=str(ROOT),
     ) | (env or {})
     ARTIFACTS.mkdir(exist_ok=True)
-    port = free_port()
+    port = free_port(address)
     with ExitStack() as stack:
         if worker:
             worker_log = stack.enter_context(open(ARTIFACTS / f"{name}-worker.log", "wb"))
@@ -90,14 +96,14 @@ def running_app(
         app = subprocess.Popen(
             [
                 sys.executable, "-m", "streamlit", "run", "app.py",
-                "--server.address", "127.0.0.1", "--server.port", str(port),
+                "--server.address", address, "--server.port", str(port),
                 "--server.headless", "true", "--browser.gatherUsageStats", "false",
                 "--server.fileWatcherType", "none",
             ],
             cwd=ROOT, env=full_env, stdout=app_log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         stack.callback(stop, app)
-        url = f"http://127.0.0.1:{port}"
+        url = f"http://{address}:{port}"
         wait_http(url, app, timeout=120)
         yield url
 

@@ -10,6 +10,8 @@ from test_explain import make_finished_run
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "pages/explain.py"
+#: Every item's title: markup that must render literally (issue 15).
+HOSTILE = "**bold** [link](http://x) <b>{}</b>"
 
 
 def _page() -> AppTest:
@@ -20,7 +22,7 @@ def _page() -> AppTest:
 
 @pytest.fixture()
 def explain_app(app_workspace):
-    run_id, queued = make_finished_run(app_workspace)
+    run_id, queued = make_finished_run(app_workspace, title=HOSTILE)
     return app_workspace, run_id
 
 
@@ -40,6 +42,9 @@ def test_page_explains_a_recommendation(explain_app):
     assert metrics["Rank"] == "1"
     assert float(metrics["Faithfulness"]) >= 0.0  # ItemKNN is additive: deletion is optimal
     assert at.success[0].value.startswith("Recommended because")
+    # The titles in the sentence are escaped: literal text, no bold, link or HTML.
+    assert r"you watched \*\*bold\*\* \[link\](http:" in at.success[0].value
+    assert r"\<b\>" in at.success[0].value and "<b>" not in at.success[0].value
     assert len(at.dataframe) >= 3  # history, top-k, held-out items
 
     # explain the rank instead of the score

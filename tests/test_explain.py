@@ -374,8 +374,11 @@ def test_progress_and_cancellation(small_synthetic):
 
 
 # ----- runs: explain_run, the background task, the CLI ------------------------------------------
-def make_finished_run(ws, model: str = "itemknn", config: dict | None = None) -> tuple[str, str]:
-    """A synthetic dataset and one finished run of ``model`` (``config``) on it, in-process.
+def make_finished_run(
+    ws, model: str = "itemknn", config: dict | None = None, title: str | None = None
+) -> tuple[str, str]:
+    """A synthetic dataset and one finished run of ``model`` (``config``) on it, in-process;
+    ``title`` (with ``{}`` for the item id) renames every item.
 
     Returns (finished run id, a second run id left queued).
     """
@@ -388,6 +391,8 @@ def make_finished_run(ws, model: str = "itemknn", config: dict | None = None) ->
     from recsys_core.jobs.spec import DONE, RUNNING
 
     inter, items, users = make_frames(SyntheticConfig(n_users=80, n_items=60, mean_history=12))
+    if title is not None:
+        items = items.assign(title=[title.format(i) for i in items["item"]])
     info = import_frames(ws, inter, name="synth", source="synthetic", items=items, users=users)
     spec = {"dataset": info.id, "model": model, "split": {"protocol": "leave_last"}}
     spec["config"] = config or {}

@@ -98,14 +98,15 @@ def test_run_on_v1_reproduces_after_append(workspace, two_parts):
     assert report.aggregate["ndcg@10"] == pytest.approx(stored, abs=1e-6)
 
 
-def test_data_page_lists_versions_and_appends(app_workspace, two_parts, tmp_path):
+def test_data_page_lists_versions_and_appends(app_workspace, two_parts):
     from pathlib import Path
 
     from streamlit.testing.v1 import AppTest
 
     old, new, _ = two_parts
     store.import_frames(app_workspace, old, name="shop", source="test")
-    path = tmp_path / "batch.csv"
+    path = app_workspace.root / "imports" / "batch.csv"  # the app reads server paths only there
+    path.parent.mkdir()
     new.to_csv(path, index=False)
     app = str(Path(__file__).resolve().parents[1] / "app.py")
     at = AppTest.from_file(app, default_timeout=120).run()

@@ -61,6 +61,19 @@ def register(subparsers: Any) -> None:
         default=1024,
         help="refuse user/item ids longer than this many characters (default 1024)",
     )
+    p.add_argument(
+        "--drop-column",
+        action="append",
+        default=[],
+        metavar="COL",
+        help="drop this column from every table before anything is stored (personal data); "
+        "repeatable",
+    )
+    p.add_argument(
+        "--pseudonymise",
+        action="store_true",
+        help="store keyed hashes (HMAC-SHA256, key kept in the workspace) instead of user ids",
+    )
     p.add_argument("--json", action="store_true", help="print the dataset entry as JSON")
     p.set_defaults(func=cmd_import)
 
@@ -77,7 +90,10 @@ def register(subparsers: Any) -> None:
     rename.add_argument("old", help="current name or id")
     rename.add_argument("new", help="new name")
     rename.set_defaults(func=cmd_rename)
-    delete = actions.add_parser("delete", help="delete a dataset and its files")
+    delete = actions.add_parser(
+        "delete",
+        help="delete a dataset, its later versions, and their runs, tasks, studies and files",
+    )
     delete.add_argument("dataset", help="name or id")
     delete.set_defaults(func=cmd_delete)
 
@@ -110,6 +126,8 @@ def _options(args: argparse.Namespace):  # noqa: ANN202 - ImportOptions, importe
         "max_file_mb": args.max_mb,
         "sheet": args.sheet,
         "max_id_length": args.max_id_length,
+        "drop_columns": tuple(args.drop_column),
+        "pseudonymise": args.pseudonymise,
     }
     if args.separator:
         values["separator"] = args.separator
@@ -196,12 +214,13 @@ def cmd_rename(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    from recsys_core.data.store import delete_dataset, get_dataset
+    from recsys_core.data.store import get_dataset
+    from recsys_core.purge import delete_dataset
 
     ws = workspace_of(args)
     info = get_dataset(ws, args.dataset)
-    delete_dataset(ws, info.id)
-    print(f"deleted {info.name!r} ({info.id})")
+    found = delete_dataset(ws, info.id)
+    print(f"deleted {info.name!r} ({info.id}): {found.summary()}")
     return 0
 
 

@@ -16,6 +16,7 @@ def _command_modules() -> list[ModuleType]:
     # Imported here, not at module level, so `--help` stays fast and one broken
     # command group cannot stop the others from loading.
     from recsys_core.cli import (
+        access_cmd,
         data_cmd,
         embed_cmd,
         eval_cmd,
@@ -30,6 +31,7 @@ def _command_modules() -> list[ModuleType]:
     return [
         data_cmd, runs_cmd, explain_cmd, eval_cmd, embed_cmd, sweep_cmd, tune_cmd, lifelong_cmd,
         report_cmd,
+        access_cmd,
     ]
 
 

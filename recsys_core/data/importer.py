@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recsys_core.config import param, validate
+from recsys_core.data import privacy
 from recsys_core.data.columns import (
     CATEGORIES,
     EMBEDDING,
@@ -240,6 +241,12 @@ class ImportOptions:
     max_id_length: int = param(
         1024, "refuse user and item ids longer than this many characters", low=1
     )
+    drop_columns: tuple[str, ...] = param(
+        (), "columns to drop from every table before anything is stored (personal data)"
+    )
+    pseudonymise: bool = param(
+        False, "replace user ids by keyed hashes (HMAC-SHA256, key kept in the workspace)"
+    )
 
     def __post_init__(self) -> None:
         mapping = self.mapping
@@ -259,6 +266,7 @@ class ImportOptions:
                 )
             pairs.append(f"{role}={column}")
         object.__setattr__(self, "mapping", tuple(sorted(pairs)))
+        object.__setattr__(self, "drop_columns", tuple(sorted(set(self.drop_columns))))
         if self.separator in ("tab", "\\t"):
             object.__setattr__(self, "separator", "\t")
         validate(self)
@@ -402,7 +410,8 @@ def preview(
     dict with ``format``, ``columns`` (list[str]), ``head`` (DataFrame [n_rows, columns]),
     ``rows`` (int), ``detected`` ({role: column}), ``problem`` (str or None: a detection
     error such as an ambiguous column, which the mapping can fix), ``notes`` (list[str]) and
-    ``side`` (names of side tables found: "items", "users").
+    ``side`` (names of side tables found: "items", "users"), ``personal``
+    (:class:`~recsys_core.data.privacy.PersonalColumn` findings; ``head`` has them masked).
 
     Raises
     ------
@@ -417,10 +426,12 @@ def preview(
         detected = detect_columns(columns, options.mapping_dict, where=display_name or raw.source)
     except DataError as error:
         detected, problem = {}, str(error)
+    personal = privacy.scan(raw)
     return {
         "format": raw.fmt,
         "columns": columns,
-        "head": raw.interactions.head(n_rows),
+        "head": privacy.mask_frame(raw.interactions.head(n_rows), personal),
+        "personal": personal,
         "rows": len(raw.interactions),
         "detected": detected,
         "problem": problem,
@@ -917,7 +928,9 @@ def build(
         "notes": list(raw.notes),
         "warnings": [],
     }
+    raw, items, users = privacy.drop_columns(raw, options.drop_columns, report, items, users)
     frame = canonical_frame(raw, options, report)
+    privacy.flag_stored(raw, options, report, items, users)
     if options.split_file:
         frame = attach_split_file(
             frame, Path(options.split_file), report, max_bytes=options.max_bytes

@@ -50,6 +50,7 @@ from recsys_core.data.importer import (
     read_source,
 )
 from recsys_core.data.interactions import Interactions
+from recsys_core.data.privacy import pseudonym_key, pseudonymise_result
 from recsys_core.data.readers import RawData, data_name, hash_path, read_table_path
 from recsys_core.errors import DataError, NotFoundError
 from recsys_core.sample import SAMPLE_DIR, SAMPLE_RATINGS, SAMPLE_SPLIT_FILE
@@ -360,6 +361,8 @@ def _store(
     explicit_name: str | None,
 ) -> DatasetInfo:
     ws.ensure()
+    if options.pseudonymise:  # before a byte is written: only pseudonyms reach the disk
+        result = pseudonymise_result(result, pseudonym_key(ws))
     dataset_id = "ds-" + uuid.uuid4().hex[:10]
     tmp = ws.datasets_dir / f".tmp-{dataset_id}"
     tmp.mkdir(parents=True)
@@ -489,7 +492,9 @@ def _summary(info: DatasetInfo, report: dict[str, Any]) -> dict[str, Any]:
 
 #: Options added after datasets were stored: left out of the hash at their defaults, so a
 #: re-import of the same file is still recognised as already imported.
-_NEW_OPTION_DEFAULTS = {"sheet": "", "max_id_length": 1024}
+_NEW_OPTION_DEFAULTS = {
+    "sheet": "", "max_id_length": 1024, "drop_columns": [], "pseudonymise": False
+}
 
 
 def _options_bytes(options: ImportOptions) -> bytes:

@@ -37,6 +37,7 @@ from recsys_core.config import config_from_dict, config_to_dict
 from recsys_core.data import store
 from recsys_core.data.columns import EVENT, ITEM, SPLIT, TIMESTAMP, USER, VALUE
 from recsys_core.data.importer import ImportOptions, build, read_source, resolve_duplicates
+from recsys_core.data.privacy import pseudonym_key, pseudonymise_result
 from recsys_core.data.readers import hash_path, read_table
 from recsys_core.errors import DataError
 from recsys_core.workspace import Workspace
@@ -214,6 +215,8 @@ def _append_raw(
     side: dict[str, pd.DataFrame],
 ) -> store.DatasetInfo:
     batch = build(raw, options, items=side.get("items"), users=side.get("users"))
+    if options.pseudonymise:  # the parent's key and rule, so the batch's ids match the parent's
+        batch = pseudonymise_result(batch, pseudonym_key(ws))
     old_frame, old_items, old_users = store.load_frames(ws, info.id)
     old = store.load_dataset(ws, info.id)
     new = batch.frame.copy()
