@@ -60,7 +60,7 @@ test: $(VENV)/.dev browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check recsys_core tests benchmarks app.py ui.py ui_access.py pages
+	$(BIN)/ruff check recsys_core tests benchmarks app.py ui.py ui_access.py ui_demo.py pages
 
 bench: $(VENV)/.runtime
 	$(BIN)/python -m recsys_core bench
