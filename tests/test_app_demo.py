@@ -65,12 +65,26 @@ def test_server_demo_mode_tells_the_story_and_never_trains(demo_env, monkeypatch
     assert _counts(ws) == before
 
 
-def test_viewer_role_and_analyst_switch(demo_env):
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.session_state["role"] = "viewer"  # what the login sets for a viewer account
-    at.run()
-    _only_the_demo_page(at)
-    assert not at.sidebar.toggle  # a viewer cannot leave demo mode
+def test_viewer_role_and_analyst_switch(demo_env, monkeypatch):
+    from argon2 import PasswordHasher, profiles
+
+    from recsys_core import access
+
+    ws = demo_env[0]
+    # A viewer signed in on an app that needs a login (on 127.0.0.1 everyone is an analyst).
+    monkeypatch.setattr(access, "_HASHER", PasswordHasher.from_parameters(profiles.CHEAPEST))
+    access.add_account(ws, "vic", "a viewer's password", "viewer")
+    try:
+        monkeypatch.setenv(access.ENV_REQUIRE_LOGIN, "1")
+        at = AppTest.from_file(APP, default_timeout=300)
+        at.session_state["username"] = "vic"  # what the login form sets
+        at.run()
+        assert at.session_state["role"] == "viewer"
+        _only_the_demo_page(at)
+        assert not at.sidebar.toggle  # a viewer cannot leave demo mode
+        monkeypatch.delenv(access.ENV_REQUIRE_LOGIN)
+    finally:
+        access.remove_account(ws, "vic")
 
     at = AppTest.from_file(APP, default_timeout=300).run()
     assert [t.value for t in at.title] == ["Recsys Explorer"]  # an analyst starts on Home
