@@ -23,11 +23,20 @@ def _command_modules() -> list[ModuleType]:
         lifelong_cmd,
         runs_cmd,
         sweep_cmd,
+        text_cmd,
         tune_cmd,
     )
 
     return [
-        data_cmd, runs_cmd, explain_cmd, eval_cmd, embed_cmd, sweep_cmd, tune_cmd, lifelong_cmd
+        data_cmd,
+        runs_cmd,
+        explain_cmd,
+        eval_cmd,
+        embed_cmd,
+        text_cmd,
+        sweep_cmd,
+        tune_cmd,
+        lifelong_cmd,
     ]
 
 
