@@ -114,3 +114,17 @@ def test_the_offline_default_and_a_model_that_is_not_here(synth_dataset):
     else:
         with pytest.raises(DataError, match="sentence-transformers is not installed"):
             te.load_sentence_model("anything")
+
+
+def test_text_clusters_follow_the_planted_genres(synthetic):
+    from recsys_core.text_maps import text_clusters, text_source
+
+    vectors, source = text_source(synthetic)
+    assert "offline default" in source  # no stored embeddings: TF-IDF + SVD of the titles
+    labels = text_clusters(vectors, np.arange(synthetic.n_items), k=5)
+    genre = np.array([c.split("|")[0] for c in synthetic.item_table["categories"]])
+    # each text cluster is dominated by one planted genre (the titles and tags name it)
+    purity = sum(
+        np.unique(genre[labels == lab], return_counts=True)[1].max() for lab in set(labels)
+    ) / len(labels)
+    assert purity > 0.8
