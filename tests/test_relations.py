@@ -81,3 +81,18 @@ def test_attach_stores_and_loads_back(workspace, social, tmp_path):
     )
     assert loaded.n_edges == report["edges"] and loaded.directed
     assert set(np.unique(loaded.types)) == {"follows"}
+
+
+def test_cli_attaches_and_prints_the_health(workspace, social, tmp_path, capsys):
+    from recsys_core.cli.main import main
+
+    data, relations, _ = social
+    info = store.import_frames(workspace, data.to_frame(), name="social-cli", source="test")
+    path = tmp_path / "friends.csv"
+    relations.rename(columns={"source": "a", "target": "b"}).to_csv(path, index=False)
+    argv = ["--workspace", str(workspace.root), "relations", info.id, str(path), "--undirected"]
+    assert main([*argv, "--source", "a", "--target", "b"]) == 0
+    out = capsys.readouterr().out
+    assert "undirected relations" in out and "random pairs" in out
+    assert main([*argv, "--source", "nope"]) == 2
+    assert "no column 'nope'" in capsys.readouterr().err
