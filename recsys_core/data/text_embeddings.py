@@ -21,6 +21,7 @@ device, seconds) is in ``text_embedding.json`` beside the dataset's files
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import time
@@ -139,12 +140,14 @@ def item_texts(data: Interactions, fields: Sequence[str] = DEFAULT_FIELDS) -> np
 
 # ----- encoders ------------------------------------------------------------------------------
 def missing_dependency() -> str | None:
-    """None when sentence-transformers imports, else what is missing and how to install it."""
-    try:
-        import sentence_transformers  # noqa: F401
-    except ImportError as error:
+    """None when sentence-transformers is installed, else what is missing and how to install it.
+
+    Looks the package up without importing it: importing it loads transformers (seconds), which
+    a page that only shows this line must not pay.
+    """
+    if importlib.util.find_spec("sentence_transformers") is None:
         return (
-            f"sentence-transformers is not installed ({error}); install the optional group with "
+            "sentence-transformers is not installed; install the optional group with "
             "`pip install -r requirements-optional.txt`, or use the offline default "
             f"--model {OFFLINE_MODEL}"
         )
