@@ -12,10 +12,12 @@ import ui_demo
 from recsys_core import purge
 from recsys_core.config import config_from_dict
 from recsys_core.data import store
+from recsys_core.data import text_embeddings as te
 from recsys_core.data.confine import confine_path
 from recsys_core.data.importer import ROLES, ImportOptions
 from recsys_core.data.privacy import is_pseudonymised
 from recsys_core.data.readers import UPLOAD_TYPES
+from recsys_core.device import DEVICE_CHOICES
 from recsys_core.viz.data import ROLE_LABELS, import_report_table
 from recsys_core.viz.markdown import md
 
@@ -212,6 +214,33 @@ with st.expander("Side information (item and user tables)"):
             ui.clear_dataset_caches()
             st.success(f"Attached the {kind} table to {md(info.name)}.")
             st.json(result)
+
+# ----- item text embeddings --------------------------------------------------------------------
+with st.expander("Item text embeddings (language model)"):
+    text_info = te.text_embedding_info(ws, info.id)
+    st.caption(
+        "Encode each item's title, genres and tags into a vector that content, two-tower and "
+        "fusion then read. The model must be on this machine: a folder of a saved "
+        "sentence-transformers model, or a name in the local Hugging Face cache; "
+        f"`{te.OFFLINE_MODEL}` is the offline default (TF-IDF + SVD, no model needed)."
+    )
+    if text_info is not None:
+        st.text(f"Stored: {text_info.label}; {text_info.n_with_text:,} items had text.")
+    if (missing := te.missing_dependency()) is not None:
+        st.info(f"Only the offline default is available: {missing}.")
+    t1, t2, t3 = st.columns([3, 2, 1])
+    text_model = t1.text_input("Model (folder or cached name)", te.OFFLINE_MODEL, key="data.tm")
+    text_fields = t2.multiselect("Fields", list(te.FIELDS), list(te.DEFAULT_FIELDS), key="data.tf")
+    text_device = t3.selectbox("Device", DEVICE_CHOICES, key="data.td")
+    if st.button("Encode item texts", key="data.text.run"):
+        bar = st.progress(0.0, text="Loading the model…")
+        with ui.guard("item text embeddings"):
+            stored = te.embed_dataset(
+                ws, info.id, text_model.strip(), fields=text_fields, device=text_device,
+                progress=lambda done, m: bar.progress(m["fraction"], text=f"{done:,} encoded"),
+            )  # fmt: skip
+            ui.clear_dataset_caches()
+            st.success(f"Stored item text embeddings: {stored.label} ({stored.seconds:.1f} s).")
 
 # ----- manage ---------------------------------------------------------------------------------
 with st.expander("Rename or delete"):

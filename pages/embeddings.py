@@ -11,7 +11,9 @@ import streamlit as st
 import ui
 import ui_demo
 from recsys_core import embeddings as emb
+from recsys_core import text_maps
 from recsys_core.config import config_to_dict
+from recsys_core.data.text_embeddings import text_embedding_info
 from recsys_core.jobs import api
 from recsys_core.jobs.artifacts import RunArtifacts
 from recsys_core.models import MODELS
@@ -72,6 +74,26 @@ def _table(root: str, run_id: str, what: str, options_json: str):  # noqa: ANN20
     per_user = ui.run_per_user(root, run_id) if what == "users" else None
     data = _artifacts(root, run_id).dataset()
     return emb.point_table(data, result, what, per_user=per_user, clusters=clusters)
+
+
+@st.cache_resource(show_spinner="Clustering the item texts…", max_entries=4)
+def _text(root: str, run_id: str, stamp: float):  # noqa: ANN202 - (vectors, source, clusters)
+    art = _artifacts(root, run_id)
+    info = text_embedding_info(Workspace(Path(root)), art.record.spec.dataset)
+    found = text_maps.text_source(art.dataset(), info)
+    if found is None:
+        return None
+    vectors, source = found
+    return vectors, source, text_maps.text_clusters(vectors, np.arange(len(vectors)), N_CLUSTERS)
+
+
+@st.cache_resource(show_spinner="Computing the text map (UMAP)…", max_entries=4)
+def _text_map(root: str, run_id: str, stamp: float, options_json: str):  # noqa: ANN202
+    vectors, source, clusters = _text(root, run_id, stamp)
+    data = _artifacts(root, run_id).dataset()
+    options = emb.MapOptions(**json.loads(options_json))
+    result = text_maps.text_map(data, vectors, source, options)
+    return result, text_maps.text_map_table(data, result, clusters)
 
 
 def _run_label(record) -> str:  # noqa: ANN001 - a RunRecord
@@ -150,6 +172,16 @@ with ui.guard("preparing the map", stop=True):
     table = _table(root, run_id, what, options_json)
     art = _artifacts(root, run_id)
     data = art.dataset()
+
+# Items also get the cluster of their *text* vectors (stored embed-text vectors, else TF-IDF).
+text = None
+if what == "items":
+    with ui.guard("item text clusters"):
+        text_stamp = getattr(text_embedding_info(ws, by_id[run_id].spec.dataset), "created_at", 0.0)
+        text = _text(root, run_id, text_stamp)
+    if text is not None:
+        table = table.copy()
+        table[text_maps.TEXT_CLUSTER] = text[2][table["index"].to_numpy()]
 
 # ----- controls: colour, user, item search, comparison -----------------------------------------
 k1, k2, k3, k4 = st.columns([2, 2, 2, 2])
@@ -251,6 +283,28 @@ if neighbours_table is not None:
     chosen = data.item_titles()[int(item)]
     st.markdown(f"**Nearest neighbours of {md(chosen)}** in the embedding (circled on the map)")
     st.dataframe(neighbours_table, hide_index=True)
+
+if text is not None and st.toggle("Show the text map beside it", key="maps.text"):
+    with ui.guard("the text map"):
+        text_result, text_table = _text_map(root, run_id, text_stamp, options_json)
+        text_table = text_table.copy()
+        aligned = emb.align(result.coords, table["id"], text_result.coords, text_table["id"])
+        text_table["x"], text_table["y"] = aligned[:, 0], aligned[:, 1]
+        text_colour = colour if colour in text_table.columns else text_maps.TEXT_CLUSTER
+        st.plotly_chart(
+            side_by_side_figure(
+                table, text_table, text_colour, focus=focus,
+                titles=("Behaviour: " + _run_label(by_id[run_id]), "Item text"),
+            ),
+            key="maps.text_figure",
+        )  # fmt: skip
+        st.caption(
+            f"Left: what the model learned; right: the items' text ({text[1]}), rotated onto "
+            f"the left map; coloured by {text_colour}. A text cluster that stays together on "
+            "the left means the model learned what the text says; one scattered over the left "
+            f"map means people treat those look-alikes differently. Text map k-NN "
+            f"preservation@10: {text_result.knn_preservation:.2f}."
+        )
 
 # ----- downloads -------------------------------------------------------------------------------
 stem = f"map_{run_id}_{what}"

@@ -108,3 +108,22 @@ def test_sample_health_report_and_rename(app_workspace):
     at.button(key="data.rename").click().run()
     assert not at.error, [e.value for e in at.error]
     assert [d.name for d in list_datasets(app_workspace)] == ["ml"]
+
+
+def test_item_text_embeddings_action_stores_the_offline_default(app_workspace):
+    from recsys_core.data.store import import_frames
+    from recsys_core.data.synthetic import SyntheticConfig, make_frames
+    from recsys_core.data.text_embeddings import text_embedding_info
+
+    inter, items, users = make_frames(SyntheticConfig(n_users=40, n_items=30, mean_history=6))
+    info = import_frames(app_workspace, inter, name="synth", source="t", items=items, users=users)
+    at = _data_page()
+    at.text_input(key="data.tm").input("no/such-model").run()
+    at.button(key="data.text.run").click().run()
+    assert any("could not load" in e.value or "not installed" in e.value for e in at.error)
+    assert text_embedding_info(app_workspace, info.id) is None
+    at.text_input(key="data.tm").input("tfidf-svd").run()
+    at.button(key="data.text.run").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert "TF-IDF + SVD (offline default)" in at.success[0].value
+    assert text_embedding_info(app_workspace, info.id).encoder == "tfidf-svd"

@@ -50,6 +50,16 @@ def test_map_with_a_user_highlighted_and_a_comparison(maps_app):
     names = {t.get("name") for t in _traces(at)}
     assert {"Genre0", "Genre1"} <= names  # coloured by genre by default
 
+    # clusters of the items' text vectors colour the behaviour map; the text map sits beside it
+    at.selectbox(key="maps.colour").select("text cluster").run()
+    assert any(str(t.get("name")).startswith("text cluster") for t in _traces(at))
+    at.toggle(key="maps.text").set_value(True).run()
+    assert not at.exception and not _errors(at), _errors(at)
+    assert len(at.get("plotly_chart")) == 2
+    assert any("TF-IDF + SVD" in c.value and "offline default" in c.value for c in at.caption)
+    at.toggle(key="maps.text").set_value(False).run()
+    at.selectbox(key="maps.colour").select("genre").run()
+
     # a user: history, recommendations and test items get their own markers
     user = at.selectbox(key="maps.user")
     picked = user.options[1].removeprefix("user ")

@@ -22,14 +22,25 @@ def _command_modules() -> list[ModuleType]:
         eval_cmd,
         explain_cmd,
         lifelong_cmd,
+        relations_cmd,
         report_cmd,
         runs_cmd,
         sweep_cmd,
+        text_cmd,
         tune_cmd,
     )
 
     return [
-        data_cmd, runs_cmd, explain_cmd, eval_cmd, embed_cmd, sweep_cmd, tune_cmd, lifelong_cmd,
+        data_cmd,
+        runs_cmd,
+        explain_cmd,
+        eval_cmd,
+        embed_cmd,
+        text_cmd,
+        relations_cmd,
+        sweep_cmd,
+        tune_cmd,
+        lifelong_cmd,
         report_cmd,
         access_cmd,
     ]

@@ -11,5 +11,7 @@ TITLE = "title"
 CATEGORIES = "categories"
 TEXT = "text"
 EMBEDDING = "embedding"
+#: Item vectors from a language model (or the TF-IDF + SVD default), stored by ``embed-text``.
+TEXT_EMBEDDING = "text_embedding"
 
 INTERACTION_COLUMNS = (USER, ITEM, VALUE, TIMESTAMP, EVENT)

@@ -9,7 +9,10 @@ Items
       analysis, Deerwester et al. 1990) to at most ``text_dims`` dimensions;
     - ``"numeric"``: every numeric column, standardised (missing values at the mean, i.e. 0);
     - ``"embedding"``: the precomputed ``embedding`` column (e.g. a language model's vectors),
-      stacked as is (items without one get zeros).
+      stacked as is (items without one get zeros);
+    - ``"text_embedding"``: the ``text_embedding`` column written by
+      :func:`recsys_core.data.text_embeddings.store_text_embeddings` (``embed-text``), stacked
+      the same way.
 
     Only blocks the table supports are returned; an item table with no usable column, or no
     item table at all, gives an empty dict (callers decide whether that is an error).
@@ -24,12 +27,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recsys_core.data.columns import CATEGORIES, EMBEDDING, TEXT, TITLE
+from recsys_core.data.columns import CATEGORIES, EMBEDDING, TEXT, TEXT_EMBEDDING, TITLE
 from recsys_core.data.interactions import Interactions
 from recsys_core.errors import DataError
 
 #: Item-table columns with a meaning of their own (never treated as generic numerics).
-RESERVED_ITEM_COLUMNS = (TITLE, CATEGORIES, TEXT, EMBEDDING)
+RESERVED_ITEM_COLUMNS = (TITLE, CATEGORIES, TEXT, EMBEDDING, TEXT_EMBEDDING)
 #: At most this many levels of one categorical user column become one-hot columns.
 MAX_LEVELS = 50
 
@@ -47,7 +50,8 @@ def item_feature_blocks(
 
     Returns
     -------
-    dict mapping block name (``categories``, ``text``, ``numeric``, ``embedding``) to a float32
+    dict mapping block name (``categories``, ``text``, ``numeric``, ``embedding``,
+    ``text_embedding``) to a float32
     array [n_items, d_block]; blocks the table cannot supply are absent.
     """
     if text_dims < 1:
@@ -75,9 +79,10 @@ def item_feature_blocks(
     numeric = _numeric_block(table.drop(columns=list(RESERVED_ITEM_COLUMNS), errors="ignore"))
     if numeric is not None:
         blocks["numeric"] = numeric
-    emb = _embedding_block(table, data.n_items)
-    if emb is not None:
-        blocks["embedding"] = emb
+    for column in (EMBEDDING, TEXT_EMBEDDING):
+        emb = embedding_column(table, data.n_items, column)
+        if emb is not None:
+            blocks[column] = emb
     return blocks
 
 
@@ -144,7 +149,16 @@ def _text_block(table: pd.DataFrame, text_dims: int, seed: int) -> np.ndarray | 
     joined = pd.Series("", index=table.index, dtype=object)
     for c in cols:
         joined = joined + " " + table[c].astype(object).where(table[c].notna(), "").astype(str)
-    if not joined.str.strip().astype(bool).any():
+    return tfidf_svd(joined.to_numpy(dtype=object), text_dims, seed)
+
+
+def tfidf_svd(texts: np.ndarray, text_dims: int, seed: int = 0) -> np.ndarray | None:
+    """float32 [n, <= text_dims] TF-IDF of ``texts`` reduced by truncated SVD (LSA).
+
+    The offline default for item text: no model to download. None when no text has a word.
+    """
+    texts = np.asarray(texts, dtype=object)
+    if not pd.Series(texts, dtype=object).astype(str).str.strip().astype(bool).any():
         return None
     # scikit-learn loads here, not with the model registry: it costs seconds at start-up.
     from sklearn.decomposition import TruncatedSVD
@@ -153,7 +167,7 @@ def _text_block(table: pd.DataFrame, text_dims: int, seed: int) -> np.ndarray | 
     # sublinear tf: repeated tags count less than distinct ones (Manning et al. 2008, 6.4.1)
     vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=1, dtype=np.float32)
     try:
-        tfidf = vectorizer.fit_transform(joined.to_numpy(dtype=object))
+        tfidf = vectorizer.fit_transform(texts)
     except ValueError:  # only stop words / empty vocabulary
         return None
     n_terms = tfidf.shape[1]
@@ -171,10 +185,11 @@ def _numeric_block(table: pd.DataFrame) -> np.ndarray | None:
     return _standardise(table[cols].to_numpy(dtype=np.float64))
 
 
-def _embedding_block(table: pd.DataFrame, n_items: int) -> np.ndarray | None:
-    if EMBEDDING not in table.columns:
+def embedding_column(table: pd.DataFrame, n_items: int, column: str) -> np.ndarray | None:
+    """float32 [n_items, d] vectors of an embedding ``column`` (zeros where missing), or None."""
+    if column not in table.columns:
         return None
-    col = table[EMBEDDING]
+    col = table[column]
     present = np.flatnonzero(col.notna().to_numpy())
     if len(present) == 0:
         return None
@@ -183,7 +198,7 @@ def _embedding_block(table: pd.DataFrame, n_items: int) -> np.ndarray | None:
     if len(lengths) != 1:
         raise DataError(
             f"item embeddings have different lengths {sorted(lengths)[:5]}",
-            where=f"item table, column {EMBEDDING!r}",
+            where=f"item table, column {column!r}",
             fix="give every item a vector of the same dimension (or none)",
         )
     out = np.zeros((n_items, lengths.pop()), dtype=np.float32)
@@ -191,7 +206,7 @@ def _embedding_block(table: pd.DataFrame, n_items: int) -> np.ndarray | None:
     if not np.isfinite(out).all():
         raise DataError(
             "item embeddings contain NaN or infinite values",
-            where=f"item table, column {EMBEDDING!r}",
+            where=f"item table, column {column!r}",
             fix="replace or drop the affected vectors",
         )
     return out
@@ -214,7 +229,9 @@ def _standardise(values: np.ndarray) -> np.ndarray:
 
 __all__ = [
     "MAX_LEVELS",
+    "embedding_column",
     "item_feature_blocks",
+    "tfidf_svd",
     "user_feature_matrix",
     "user_feature_table",
 ]

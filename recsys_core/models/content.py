@@ -10,12 +10,14 @@ popularity prior (on by default, ``popularity_prior``) multiplies the clipped co
 
 Item vectors are the blocks of :func:`recsys_core.data.features.item_feature_blocks`
 (categories multi-hot, TF-IDF + SVD of title and text, standardised numerics, precomputed
-embeddings), each L2-normalised per item and scaled by the square root of its block weight, so
-the dot product of two items is the weighted sum of their per-block cosines.
+embeddings, text embeddings from ``embed-text``), each L2-normalised per item and scaled by the
+square root of its block weight, so the dot product of two items is the weighted sum of their
+per-block cosines.
 
 Explanations (:mod:`recsys_core.explain`): the scored item's side features are players of the
 Shapley game beside the history, one per category of the item, one for its text, one for its
-numeric columns and one for its precomputed embedding (only blocks the model uses). A removed
+numeric columns, one for its precomputed embedding and one for its text embedding ("item text
+embedding", from ``embed-text``) (only blocks the model uses). A removed
 feature takes its neutral value: the item is encoded as if it lacked it (the categories block
 re-normalised over the categories kept, a removed block zero, as for an item without text or
 embedding), so with every feature removed the item vector is zero and the base value is 0. The
@@ -41,12 +43,13 @@ from recsys_core.data.interactions import Interactions, Sequences
 from recsys_core.errors import ConfigError, DataError
 from recsys_core.models.base import ProgressFn, Recommender, csr_to_tensor
 
-BLOCKS = ("categories", "text", "numeric", "embedding")
+BLOCKS = ("categories", "text", "numeric", "embedding", "text_embedding")
 #: Side-feature name of each item block explained as one player (categories: one per category).
 BLOCK_FEATURES = {
     "text": "item text",
     "numeric": "item numeric features",
     "embedding": "item embedding",
+    "text_embedding": "item text embedding",
 }
 
 
@@ -59,6 +62,9 @@ class ContentConfig:
     w_numeric: float = param(0.25, "weight of the numeric-columns block", low=0.0, high=100.0)
     w_embedding: float = param(
         1.0, "weight of the precomputed-embedding block", low=0.0, high=100.0
+    )
+    w_text_embedding: float = param(
+        1.0, "weight of the item text-embedding block (embed-text)", low=0.0, high=100.0
     )
     text_dims: int = param(64, "SVD dimensions of the text block", low=1, high=1024)
     recency_half_life: float = param(
@@ -123,6 +129,7 @@ class ContentBased(Recommender):
             "text": cfg.w_text,
             "numeric": cfg.w_numeric,
             "embedding": cfg.w_embedding,
+            "text_embedding": cfg.w_text_embedding,
         }
         parts = []
         used = [name for name in BLOCKS if name in blocks and weights[name] > 0]

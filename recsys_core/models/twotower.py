@@ -79,7 +79,7 @@ from recsys_core.training.trainer import TrainConfig, make_generator, train_loop
 
 POOLINGS = ("mean", "recency")
 LOSSES = ("in_batch", "sampled")
-BLOCKS = ("categories", "text", "numeric", "embedding")
+BLOCKS = ("categories", "text", "numeric", "embedding", "text_embedding")
 
 
 @dataclass(frozen=True)
