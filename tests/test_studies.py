@@ -139,6 +139,61 @@ def test_trials_are_grouped_runs_chosen_by_validation_and_the_study_extends(tiny
     assert api.get_run(ws, kept).label == "ease tuned" and kept == again["best"]["run"]
 
 
+# ----- the objective: any validation metric, never a test one -------------------------------
+def test_objective_is_any_validation_metric_with_its_direction():
+    from recsys_core.errors import ConfigError
+    from recsys_core.studies import StudySpec, _run_spec, check_objective, parse_space
+
+    assert check_objective("Recall@20") == ("recall@20", "maximize")
+    assert check_objective("gini@10") == ("gini@10", "minimize")
+    assert check_objective("coverage@10", "minimize") == ("coverage@10", "minimize")
+    with pytest.raises(ConfigError, match="cut-offs are 5, 10, 20"):
+        check_objective("ndcg@7")
+    with pytest.raises(ConfigError, match="metrics are ndcg, recall"):
+        check_objective("auc@10")
+
+    space, _ = parse_space("ials", ["l2=1:100"])
+    spec = StudySpec(name="s", dataset="d", model="ials", space=space, pruner="median")
+    assert spec.prunes and spec.direction == "maximize"
+    # iALS validates only after its last sweep unless asked: a pruned study's trials ask
+    assert _run_spec(spec, {"l2": 5.0}, "trial 0").config == {"l2": 5.0, "eval_every": 1}
+    assert "eval_every" not in _run_spec(spec, {}, "defaults", trial=False).config
+    other = StudySpec(name="s", dataset="d", model="ials", space=space, objective="recall@20")
+    assert not other.prunes and "pruning off" in other.pruning_note
+    assert "eval_every" not in _run_spec(other, {"l2": 5.0}, "trial 0").config
+
+
+def test_study_chooses_by_the_requested_validation_metric(tiny):
+    from recsys_core.errors import ConfigError
+    from recsys_core.jobs.artifacts import RunArtifacts
+    from recsys_core.studies import StudySpec, parse_space, run_study, trials_frame
+
+    ws, info = tiny
+    space, _ = parse_space("ease", ["l2=1:2000:log"])
+    spec = StudySpec(
+        name="recall-study",
+        dataset=info.id,
+        model="ease",
+        space=space,
+        trials=2,
+        objective="recall@20",
+        sampler="random",
+        device="cpu",
+    )
+    summary = run_study(ws, spec, tick=inline(ws), poll=0.01)
+    assert summary["trials"] == {"complete": 2} and "pruning off" in summary["pruning"]
+    frame = trials_frame(ws, "recall-study")
+    for _, row in frame.iterrows():
+        metrics = RunArtifacts(ws, row["run"]).metrics()
+        assert row["valid recall@20"] == pytest.approx(metrics["validation"]["recall@20"])
+        assert row["valid recall@20"] != pytest.approx(metrics["aggregate"]["recall@20"])
+        assert row["test recall@20"] == pytest.approx(metrics["aggregate"]["recall@20"])
+    assert summary["best"]["valid recall@20"] == frame["valid recall@20"].max()
+    assert "recall@20" in summary["defaults"]["test"] and "recall@20" in summary["best"]["ci"]
+    with pytest.raises(ConfigError, match="chooses by validation recall@20"):
+        run_study(ws, StudySpec(**{**spec.__dict__, "objective": "ndcg@10"}), tick=inline(ws))
+
+
 # ----- pruning on the per-epoch validation curve ---------------------------------------------
 @dataclass(frozen=True)
 class CurveConfig:
