@@ -65,8 +65,11 @@ with st.expander("New study", expanded=not studies.list_studies(ws)):
     )
     c1, c2, c3, c4 = st.columns(4)
     natural = studies.check_objective(objective)[1]
-    direction = c1.selectbox(
-        "Direction", studies.DIRECTIONS, index=studies.DIRECTIONS.index(natural), key="tune.dir"
+    direction = c1.selectbox(  # keyed by objective: each starts at its own direction
+        "Direction",
+        studies.DIRECTIONS,
+        index=studies.DIRECTIONS.index(natural),
+        key=f"tune.dir.{objective}",
     )
     sampler = c2.selectbox("Sampler", studies.SAMPLERS, key="tune.sampler")
     pruner = c3.selectbox("Pruner", studies.PRUNERS, key="tune.pruner")

@@ -57,6 +57,10 @@ SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "halving", "none")
 GROUP_PREFIX = "study:"
 JOURNAL = "optuna.journal"
+#: Epochs a trial runs before the pruner judges it: the first epochs predict the end poorly (on
+#: the sample, an iALS trial at 0.137 after one sweep, below the median then, ended at 0.213,
+#: the study's second best).
+WARMUP_EPOCHS = 5
 #: The config field that sets how often a model validates while it trains (trainer, iALS).
 EVAL_EVERY = "eval_every"
 
@@ -185,9 +189,9 @@ def _pruner(spec: StudySpec) -> Any:
     if not spec.prunes:
         return optuna.pruners.NopPruner()
     if spec.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=WARMUP_EPOCHS)
     if spec.pruner == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner()
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=WARMUP_EPOCHS)
     return optuna.pruners.NopPruner()
 
 
