@@ -13,6 +13,7 @@ The torch trainer (and iALS with ``eval_every``) reports one metric per epoch wh
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -71,15 +72,18 @@ def check_objective(name: str, direction: str | None = None) -> tuple[str, str]:
     return metric, direction
 
 
-def validation_report(model: Any, split: Any, *, n_resamples: int = 200) -> dict[str, float]:
+def validation_report(
+    model: Any, split: Any, *, n_resamples: int = 1000
+) -> tuple[dict[str, float], dict[str, list[float]]]:
     """Every evaluation metric of ``model`` on ``split.valid`` (training items excluded from
-    the ranking); ``{}`` when the split has no validation part."""
+    the ranking) and the 95% bootstrap CIs of the per-user ones; ``({}, {})`` when the split
+    has no validation part."""
     from recsys_core.evaluate import evaluate
     from recsys_core.split import Split
 
     valid = split.valid
     if valid is None or valid.nnz == 0:
-        return {}
+        return {}, {}
     view = Split(
         spec=split.spec,
         train=split.train,
@@ -93,4 +97,9 @@ def validation_report(model: Any, split: Any, *, n_resamples: int = 200) -> dict
     report = evaluate(
         model, view, ks=VALIDATION_KS, keep=max(VALIDATION_KS), n_resamples=n_resamples
     )
-    return {k: float(v) for k, v in report.aggregate.items() if v is not None}
+    values = {k: float(v) for k, v in report.aggregate.items() if v is not None}
+    return values, {k: [_finite(lo), _finite(hi)] for k, (lo, hi) in report.ci.items()}
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None

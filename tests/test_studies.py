@@ -58,7 +58,7 @@ def inline(ws, *, threaded: bool = False):  # noqa: ANN001, ANN202
 # ----- search spaces -------------------------------------------------------------------------
 def test_space_comes_from_the_declarations_and_can_be_narrowed_or_fixed():
     from recsys_core.errors import ConfigError
-    from recsys_core.studies import default_space, parse_space
+    from recsys_core.studies import default_space, parse_space, space_frame, space_from_frame
 
     space = default_space("ials")
     assert {"factors", "alpha", "l2"} <= set(space)
@@ -72,6 +72,12 @@ def test_space_comes_from_the_declarations_and_can_be_narrowed_or_fixed():
     linear, _ = parse_space("ease", ["l2=10:20:lin"])
     assert not linear["l2"].log
     assert linear["l2"].grid(3) == [10.0, 15.0, 20.0]
+
+    # the Tune page's editor holds low/high as float columns: an int field's 8.0 reads as 8
+    edited = space_frame("ials").astype({"low": float, "high": float})
+    from_page, _ = space_from_frame("ials", edited)
+    factors = from_page["factors"]
+    assert factors.integer and (factors.low, factors.high) == (8, 256)
 
     with pytest.raises(ConfigError, match="no field 'lambda'"):
         parse_space("ease", ["lambda=1:2"])
@@ -188,7 +194,10 @@ def test_study_chooses_by_the_requested_validation_metric(tiny):
         assert row["valid recall@20"] == pytest.approx(metrics["validation"]["recall@20"])
         assert row["valid recall@20"] != pytest.approx(metrics["aggregate"]["recall@20"])
         assert row["test recall@20"] == pytest.approx(metrics["aggregate"]["recall@20"])
-    assert summary["best"]["valid recall@20"] == frame["valid recall@20"].max()
+    best = summary["best"]
+    assert best["valid recall@20"] == frame["valid recall@20"].max()
+    low, high = best["valid recall@20 ci"]  # validation CIs are stored like the test ones
+    assert low <= best["valid recall@20"] <= high and low < high
     assert "recall@20" in summary["defaults"]["test"] and "recall@20" in summary["best"]["ci"]
     with pytest.raises(ConfigError, match="chooses by validation recall@20"):
         run_study(ws, StudySpec(**{**spec.__dict__, "objective": "ndcg@10"}), tick=inline(ws))

@@ -176,4 +176,8 @@ def _print(summary: dict[str, Any], frame: Any, as_json: bool) -> None:
             ci_text = f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci and None not in ci else ""
             tests += f" test {metric} {_cell(value)}{ci_text}"
         params = f" params {part['params']}" if "params" in part else ""
-        print(f"{key}: run {part['run']} {objective} {_cell(part.get(objective))}{tests}{params}")
+        ci = part.get(f"{objective} ci")
+        valid = _cell(part.get(objective)) + (
+            f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci and None not in ci else ""
+        )
+        print(f"{key}: run {part['run']} {objective} {valid}{tests}{params}")

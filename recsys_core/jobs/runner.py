@@ -12,7 +12,7 @@ the folder is complete)::
     model/                Recommender.save (model.json + state.pt)
     metrics.json          EvalReport.to_dict() plus "timing" (fit/eval seconds), "device" and
                           "validation" (every aggregate metric on the validation part,
-                          None without one)
+                          None without one) and "validation_ci" (95% CIs of its per-user ones)
     per_user.parquet      per-user accuracy metrics (index = user index, plus raw "user" column)
     recs.parquet          user, item (raw ids), user_index, item_index, rank, score (top-100)
     item_embeddings.npy   float32 [n_items, d], when the model has them
@@ -214,11 +214,11 @@ def execute_run(
     )
     # Every metric again on the validation part: what a hyperparameter search chooses by
     # (a study must never choose by the test metrics above).
-    validation = None
+    validation, validation_ci = None, None
     if split.valid is not None and split.valid.nnz > 0:
         from recsys_core.objectives import validation_report
 
-        validation = validation_report(model, split)
+        validation, validation_ci = validation_report(model, split)
     eval_seconds = time.perf_counter() - eval_start
     checkpoint("after evaluation")
 
@@ -257,6 +257,7 @@ def execute_run(
     }
     metrics["device"] = device_used
     metrics["validation"] = validation
+    metrics["validation_ci"] = validation_ci
     if update_info is not None:
         metrics["update"] = update_info
     _write_json(tmp / "metrics.json", metrics)
