@@ -171,17 +171,20 @@ def storage(ws: Workspace) -> Any:
     return optuna.storages.JournalStorage(JournalFileBackend(str(folder / JOURNAL)))
 
 
-def _sampler(spec: StudySpec) -> Any:
+def _sampler(spec: StudySpec, offset: int = 0) -> Any:
+    """The study's sampler; ``offset`` (the trials a study already has) moves the seed, so an
+    extended study does not draw its first trials' parameters again."""
     optuna = import_optuna()
+    seed = spec.seed + offset
     if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "grid":
         # The grid points are enqueued (see _enqueue_grid): Optuna's GridSampler stops the study
         # from inside tell(), which only works within study.optimize, not with ask and tell.
-        return optuna.samplers.RandomSampler(seed=spec.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     # a third of the budget (3 to 10 trials) explores at random before TPE models the results
     startup = min(10, max(3, spec.trials // 3))
-    return optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=startup, constant_liar=True)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=True)
 
 
 def _pruner(spec: StudySpec) -> Any:
@@ -217,6 +220,9 @@ def open_study(ws: Workspace, spec: StudySpec) -> Any:
             f"study {spec.name!r} chooses by validation {stored.get('objective', CURVE_METRIC)}"
             f"; choose another name to search for {spec.objective}"
         )
+    existing = len(study.get_trials(deepcopy=False))
+    if existing:  # extended: a fresh seed, or the random draws would repeat the first trials'
+        study.sampler = _sampler(spec, offset=existing)
     study.set_user_attr("spec", spec.to_dict())
     return study
 

@@ -137,6 +137,8 @@ def test_trials_are_grouped_runs_chosen_by_validation_and_the_study_extends(tiny
     assert list_studies(ws) == ["ease-study"]
     again = run_study(ws, spec.__class__(**{**spec.__dict__, "trials": 2}), tick=inline(ws))
     assert again["trials"] == {"complete": 5}
+    tried = trials_frame(ws, "ease-study")["l2"]
+    assert tried.nunique() == 5  # the extension drew new points, not the first trials' again
     assert len(api.list_runs(ws, group="study:ease-study")) == 6  # no second defaults run
 
     tests = compare_with_defaults(ws, "ease-study")
