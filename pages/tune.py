@@ -14,8 +14,9 @@ from recsys_core.viz.markdown import md
 
 st.title("Tune")
 st.markdown(
-    "Search a model's hyperparameters with Optuna: every trial is an ordinary run, chosen by its "
-    "validation NDCG; the test set only judges the best one against the model's defaults."
+    "Search a model's hyperparameters with Optuna: every trial is an ordinary run, chosen by a "
+    "validation metric (NDCG@10 unless you pick another); the test set only judges the best one "
+    "against the model's defaults."
 )
 try:
     from recsys_core import studies
@@ -59,16 +60,34 @@ with st.expander("New study", expanded=not studies.list_studies(ws)):
     trials = int(c1.number_input("Trials", 1, 500, 20, key="tune.trials"))
     timeout = float(c2.number_input("Time budget (s, 0 = none)", 0, 86_400, 0, key="tune.time"))
     parallel = int(c3.number_input("At once", 1, 64, 1, key="tune.parallel"))
-    objective = c4.selectbox("Objective (validation)", ["ndcg@10", "ndcg@5", "ndcg@20"])
-    c1, c2, c3 = st.columns(3)
-    sampler = c1.selectbox("Sampler", studies.SAMPLERS, key="tune.sampler")
-    pruner = c2.selectbox("Pruner", studies.PRUNERS, key="tune.pruner")
-    name = c3.text_input("Study name", value=f"{info.name}-{model}", key=f"tune.name.{model}")
+    objective = c4.selectbox(
+        "Objective (validation)",
+        studies.objective_names(),
+        key="tune.objective",
+        help="Any metric the evaluator computes, measured on the split's validation part.",
+    )
+    c1, c2, c3, c4 = st.columns(4)
+    natural = studies.check_objective(objective)[1]
+    direction = c1.selectbox(  # keyed by objective: each starts at its own direction
+        "Direction",
+        studies.DIRECTIONS,
+        index=studies.DIRECTIONS.index(natural),
+        key=f"tune.dir.{objective}",
+    )
+    sampler = c2.selectbox("Sampler", studies.SAMPLERS, key="tune.sampler")
+    pruner = c3.selectbox("Pruner", studies.PRUNERS, key="tune.pruner")
+    name = c4.text_input("Study name", value=f"{info.name}-{model}", key=f"tune.name.{model}")
     st.caption(
         "A study of an existing name is extended. Trials run in the worker (local or Ray, see the "
         "sidebar); 'At once' is capped by the worker's CPU slots. The pruner stops trials whose "
-        "per-epoch validation curve lags (models trained epoch by epoch)."
+        "per-epoch validation NDCG@10 curve lags (models trained epoch by epoch, and iALS)."
     )
+    if pruner != "none" and objective != studies.CURVE_METRIC:
+        st.warning(
+            f"Pruning is off with this objective: the trainers report validation "
+            f"{studies.CURVE_METRIC} per epoch, not {objective}, so every trial runs to the end.",
+            icon="ℹ️",
+        )
     if st.button("Start study", type="primary", key="tune.start"):
         ui_demo.refuse_writes("starting a study")
         with ui.guard("starting the study"):
@@ -84,6 +103,7 @@ with st.expander("New study", expanded=not studies.list_studies(ws)):
                 trials=trials,
                 timeout=timeout or None,
                 objective=objective,
+                direction=direction,
                 sampler=sampler,
                 pruner=pruner,
                 parallel=parallel,
@@ -134,6 +154,7 @@ def study_panel(name: str) -> None:
         c4.metric("Defaults: test NDCG@10", _fmt((defaults.get("test") or {}).get("ndcg@10")))
         if best:
             st.caption(f"Best parameters (trial {best['trial']}): {md(best['params'])}")
+        st.caption(f"{spec.get('direction') or 'maximize'} {objective}; {md(summary['pruning'])}")
         figures = studies.study_figures(ws, name)
         tabs = st.tabs(["History", "Importances", "Parallel coordinates", "Slices"])
         captions = {

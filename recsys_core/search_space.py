@@ -193,10 +193,19 @@ def space_from_frame(model: str, frame: pd.DataFrame) -> tuple[dict[str, Dimensi
     for row in frame.to_dict(orient="records"):
         if row["search"]:
             scale = "log" if row["log"] else "lin"
-            pairs.append(f"{row['field']}={row['low']}:{row['high']}:{scale}")
+            low, high = _plain(row["low"]), _plain(row["high"])
+            pairs.append(f"{row['field']}={low}:{high}:{scale}")
     if not pairs:
         raise ConfigError("search space: tick at least one field to search")
     return parse_space(model, pairs, replace=True)
+
+
+def _plain(value: Any) -> str:
+    """A table cell as text: the editor holds a column as floats, so an integer field's bound
+    arrives as 8.0 and must read as 8."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 __all__ = [

@@ -85,12 +85,17 @@ def test_start_study_from_the_builder_queues_a_study_task(tuned_ws):
     at = _tune_page()
     at.selectbox(key="tune.model").select("ease").run()
     at.number_input(key="tune.trials").set_value(2).run()
+    assert not at.warning  # NDCG@10, the per-epoch curve: the pruner can act
+    at.selectbox(key="tune.objective").select("gini@20").run()
+    assert at.selectbox(key="tune.dir.gini@20").value == "minimize"  # the metric's own direction
+    assert any("Pruning is off with this objective" in w.value for w in at.warning)
     at.button(key="tune.start").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     tasks = api.list_tasks(tuned_ws, kind="study")
     assert len(tasks) == 1
     spec = tasks[0].payload["spec"]
     assert spec["model"] == "ease" and spec["trials"] == 2 and "l2" in spec["space"]
+    assert (spec["objective"], spec["direction"]) == ("gini@20", "minimize")
 
 
 def test_tune_page_without_optuna_says_what_to_install(app_workspace, monkeypatch):

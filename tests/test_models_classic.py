@@ -263,6 +263,22 @@ def test_ials_progress_and_embeddings(small_synthetic):
     assert model.user_embeddings().shape == (small_synthetic.n_users, 4)
 
 
+def test_ials_validates_every_sweep_only_when_asked(small_synthetic):
+    """By default the validation curve has one point (after the last sweep); eval_every=1
+    gives one per sweep, so a study's pruner can act on iALS."""
+    from recsys_core.split import SplitSpec, make_split
+
+    split = make_split(small_synthetic, SplitSpec(protocol="random", seed=1))
+    curves = {}
+    for every in (0, 1):
+        seen = []
+        model = IALS(IALSConfig(iterations=4, factors=4, eval_every=every), device="cpu")
+        model.fit(split.train, valid=split.valid, progress=lambda s, m, seen=seen: seen.append(m))
+        curves[every] = [m["epoch"] for m in seen if "valid_ndcg@10" in m]
+        assert all(0.0 <= m.get("valid_ndcg@10", 0.0) <= 1.0 for m in seen)
+    assert curves == {0: [4.0], 1: [1.0, 2.0, 3.0, 4.0]}
+
+
 # ----- content-based ----------------------------------------------------------------------------
 def _genre_data() -> Interactions:
     """Two genres; item 'cold' (genre A) has no interaction at all in training."""

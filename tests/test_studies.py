@@ -58,7 +58,7 @@ def inline(ws, *, threaded: bool = False):  # noqa: ANN001, ANN202
 # ----- search spaces -------------------------------------------------------------------------
 def test_space_comes_from_the_declarations_and_can_be_narrowed_or_fixed():
     from recsys_core.errors import ConfigError
-    from recsys_core.studies import default_space, parse_space
+    from recsys_core.studies import default_space, parse_space, space_frame, space_from_frame
 
     space = default_space("ials")
     assert {"factors", "alpha", "l2"} <= set(space)
@@ -72,6 +72,12 @@ def test_space_comes_from_the_declarations_and_can_be_narrowed_or_fixed():
     linear, _ = parse_space("ease", ["l2=10:20:lin"])
     assert not linear["l2"].log
     assert linear["l2"].grid(3) == [10.0, 15.0, 20.0]
+
+    # the Tune page's editor holds low/high as float columns: an int field's 8.0 reads as 8
+    edited = space_frame("ials").astype({"low": float, "high": float})
+    from_page, _ = space_from_frame("ials", edited)
+    factors = from_page["factors"]
+    assert factors.integer and (factors.low, factors.high) == (8, 256)
 
     with pytest.raises(ConfigError, match="no field 'lambda'"):
         parse_space("ease", ["lambda=1:2"])
@@ -131,12 +137,72 @@ def test_trials_are_grouped_runs_chosen_by_validation_and_the_study_extends(tiny
     assert list_studies(ws) == ["ease-study"]
     again = run_study(ws, spec.__class__(**{**spec.__dict__, "trials": 2}), tick=inline(ws))
     assert again["trials"] == {"complete": 5}
+    tried = trials_frame(ws, "ease-study")["l2"]
+    assert tried.nunique() == 5  # the extension drew new points, not the first trials' again
     assert len(api.list_runs(ws, group="study:ease-study")) == 6  # no second defaults run
 
     tests = compare_with_defaults(ws, "ease-study")
     assert "ndcg@10" in set(tests["metric"]) and tests["n"].iloc[0] > 10
     kept = keep_best(ws, "ease-study", "ease tuned")
     assert api.get_run(ws, kept).label == "ease tuned" and kept == again["best"]["run"]
+
+
+# ----- the objective: any validation metric, never a test one -------------------------------
+def test_objective_is_any_validation_metric_with_its_direction():
+    from recsys_core.errors import ConfigError
+    from recsys_core.studies import StudySpec, _run_spec, check_objective, parse_space
+
+    assert check_objective("Recall@20") == ("recall@20", "maximize")
+    assert check_objective("gini@10") == ("gini@10", "minimize")
+    assert check_objective("coverage@10", "minimize") == ("coverage@10", "minimize")
+    with pytest.raises(ConfigError, match="cut-offs are 5, 10, 20"):
+        check_objective("ndcg@7")
+    with pytest.raises(ConfigError, match="metrics are ndcg, recall"):
+        check_objective("auc@10")
+
+    space, _ = parse_space("ials", ["l2=1:100"])
+    spec = StudySpec(name="s", dataset="d", model="ials", space=space, pruner="median")
+    assert spec.prunes and spec.direction == "maximize"
+    # iALS validates only after its last sweep unless asked: a pruned study's trials ask
+    assert _run_spec(spec, {"l2": 5.0}, "trial 0").config == {"l2": 5.0, "eval_every": 1}
+    assert "eval_every" not in _run_spec(spec, {}, "defaults", trial=False).config
+    other = StudySpec(name="s", dataset="d", model="ials", space=space, objective="recall@20")
+    assert not other.prunes and "pruning off" in other.pruning_note
+    assert "eval_every" not in _run_spec(other, {"l2": 5.0}, "trial 0").config
+
+
+def test_study_chooses_by_the_requested_validation_metric(tiny):
+    from recsys_core.errors import ConfigError
+    from recsys_core.jobs.artifacts import RunArtifacts
+    from recsys_core.studies import StudySpec, parse_space, run_study, trials_frame
+
+    ws, info = tiny
+    space, _ = parse_space("ease", ["l2=1:2000:log"])
+    spec = StudySpec(
+        name="recall-study",
+        dataset=info.id,
+        model="ease",
+        space=space,
+        trials=2,
+        objective="recall@20",
+        sampler="random",
+        device="cpu",
+    )
+    summary = run_study(ws, spec, tick=inline(ws), poll=0.01)
+    assert summary["trials"] == {"complete": 2} and "pruning off" in summary["pruning"]
+    frame = trials_frame(ws, "recall-study")
+    for _, row in frame.iterrows():
+        metrics = RunArtifacts(ws, row["run"]).metrics()
+        assert row["valid recall@20"] == pytest.approx(metrics["validation"]["recall@20"])
+        assert row["valid recall@20"] != pytest.approx(metrics["aggregate"]["recall@20"])
+        assert row["test recall@20"] == pytest.approx(metrics["aggregate"]["recall@20"])
+    best = summary["best"]
+    assert best["valid recall@20"] == frame["valid recall@20"].max()
+    low, high = best["valid recall@20 ci"]  # validation CIs are stored like the test ones
+    assert low <= best["valid recall@20"] <= high and low < high
+    assert "recall@20" in summary["defaults"]["test"] and "recall@20" in summary["best"]["ci"]
+    with pytest.raises(ConfigError, match="chooses by validation recall@20"):
+        run_study(ws, StudySpec(**{**spec.__dict__, "objective": "ndcg@10"}), tick=inline(ws))
 
 
 # ----- pruning on the per-epoch validation curve ---------------------------------------------

@@ -4,8 +4,9 @@
 
     python -m recsys_core tune DATASET --model ials [--trials 30] [--timeout S]
         [--space name=lo:hi[:log]] [--param name=value] [--name STUDY] [--objective ndcg@10]
-        [--sampler tpe|random|grid] [--pruner median|halving|none] [--parallel N]
-        [--executor local|ray] [--device auto] [--seed 0] [split options] [--json]
+        [--direction maximize|minimize] [--sampler tpe|random|grid]
+        [--pruner median|halving|none] [--parallel N] [--executor local|ray] [--device auto]
+        [--seed 0] [split options] [--json]
     python -m recsys_core tune --show STUDY [--json]
 
 With a live worker the trials queue for it; otherwise (or with ``--executor``) this process
@@ -43,7 +44,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--param", action="append", default=[], metavar="NAME=VALUE", help="fixed hyperparameter"
     )
     p.add_argument("--name", default=None, help="study name (default: DATASET-MODEL-tune)")
-    p.add_argument("--objective", default="ndcg@10", help="validation metric (ndcg@5/10/20)")
+    p.add_argument(
+        "--objective",
+        default="ndcg@10",
+        metavar="METRIC@K",
+        help="validation metric to optimise: ndcg, recall, precision, map, mrr, hit, coverage, "
+        "tail_coverage, tail_share, avg_popularity, gini, novelty, personalisation or diversity "
+        "at 5, 10 or 20 (default ndcg@10); pruning acts only with ndcg@10, the per-epoch curve",
+    )
+    p.add_argument(
+        "--direction",
+        choices=("maximize", "minimize"),
+        default=None,
+        help="default: the metric's own (minimise avg_popularity and gini, maximise the rest)",
+    )
     p.add_argument("--sampler", default="tpe", choices=("tpe", "random", "grid"))
     p.add_argument("--pruner", default="median", choices=("median", "halving", "none"))
     p.add_argument("--parallel", type=int, default=1, help="trials executing at once")
@@ -87,6 +101,7 @@ def _tune(args: argparse.Namespace) -> int:
         trials=args.trials,
         timeout=args.timeout,
         objective=args.objective,
+        direction=args.direction,
         sampler=args.sampler,
         pruner=args.pruner,
         parallel=args.parallel,
@@ -94,6 +109,8 @@ def _tune(args: argparse.Namespace) -> int:
         device=args.device,
     )
     progress = None if args.json else _printer()
+    if not args.json:
+        print(f"{spec.name}: {spec.direction} validation {spec.objective}; {spec.pruning_note}")
     if api.worker_alive(ws) and args.executor is None:
         summary = studies.run_study(ws, spec, progress=progress)
     else:
@@ -136,22 +153,31 @@ def _print(summary: dict[str, Any], frame: Any, as_json: bool) -> None:
         print_json({**summary, "trial_table": trials})
         return
     spec = summary["spec"]
-    print(f"study {summary['study']}: {spec['model']} on {spec['dataset']}, {summary['trials']}")
+    print(
+        f"study {summary['study']}: {spec['model']} on {spec['dataset']}, {summary['trials']}; "
+        f"{spec.get('direction') or 'maximize'} validation {spec['objective']}; "
+        f"{summary.get('pruning', '')}"
+    )
     columns = [c for c in frame.columns if c != "error"]
     rows = [[_cell(v) for v in row] for row in frame[columns].itertuples(index=False)]
     widths = [max(len(str(x)) for x in col) for col in zip(columns, *rows, strict=True)]
     for line in [columns, *rows]:
         print("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip())
     objective = f"valid {spec['objective']}"
+    shown = dict.fromkeys(("ndcg@10", spec["objective"]))
     for key in ("best", "defaults"):
         part = summary.get(key)
         if not part:
             continue
-        test = (part.get("test") or {}).get("ndcg@10")
-        ci = (part.get("ci") or {}).get("ndcg@10")
-        ci_text = f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci and None not in ci else ""
+        tests = ""
+        for metric in shown:
+            value = (part.get("test") or {}).get(metric)
+            ci = (part.get("ci") or {}).get(metric)
+            ci_text = f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci and None not in ci else ""
+            tests += f" test {metric} {_cell(value)}{ci_text}"
         params = f" params {part['params']}" if "params" in part else ""
-        print(
-            f"{key}: run {part['run']} {objective} {_cell(part.get(objective))} "
-            f"test ndcg@10 {_cell(test)}{ci_text}{params}"
+        ci = part.get(f"{objective} ci")
+        valid = _cell(part.get(objective)) + (
+            f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci and None not in ci else ""
         )
+        print(f"{key}: run {part['run']} {objective} {valid}{tests}{params}")

@@ -11,7 +11,8 @@ the folder is complete)::
     spec.json             the RunSpec plus run id, dataset name and split description
     model/                Recommender.save (model.json + state.pt)
     metrics.json          EvalReport.to_dict() plus "timing" (fit/eval seconds), "device" and
-                          "validation" (NDCG@k on the validation part, None without one)
+                          "validation" (every aggregate metric on the validation part,
+                          None without one) and "validation_ci" (95% CIs of its per-user ones)
     per_user.parquet      per-user accuracy metrics (index = user index, plus raw "user" column)
     recs.parquet          user, item (raw ids), user_index, item_index, rank, score (top-100)
     item_embeddings.npy   float32 [n_items, d], when the model has them
@@ -211,16 +212,13 @@ def execute_run(
         keep=TOP_N,
         progress=lambda done, info: checkpoint(f"during evaluation, {done} users scored"),
     )
-    # The validation part's NDCG at every cut-off: what a hyperparameter search chooses by
+    # Every metric again on the validation part: what a hyperparameter search chooses by
     # (a study must never choose by the test metrics above).
-    validation = None
+    validation, validation_ci = None, None
     if split.valid is not None and split.valid.nnz > 0:
-        from recsys_core.evaluate import validation_ndcg
+        from recsys_core.objectives import validation_report
 
-        validation = {
-            f"ndcg@{k}": validation_ndcg(model, split.train, split.valid, k=int(k))
-            for k in report.ks
-        }
+        validation, validation_ci = validation_report(model, split)
     eval_seconds = time.perf_counter() - eval_start
     checkpoint("after evaluation")
 
@@ -259,6 +257,7 @@ def execute_run(
     }
     metrics["device"] = device_used
     metrics["validation"] = validation
+    metrics["validation_ci"] = validation_ci
     if update_info is not None:
         metrics["update"] = update_info
     _write_json(tmp / "metrics.json", metrics)

@@ -93,6 +93,13 @@ class IALSConfig:
     cg_steps: int = param(
         3, "conjugate-gradient steps per half sweep (solver='cg')", low=1, high=256
     )
+    eval_every: int = param(
+        0,
+        "sweeps between two validations for the progress curve (0 = after the last sweep "
+        "only; a pruned study asks for 1); each costs about one ranking of the valid users",
+        low=0,
+        high=1000,
+    )
 
     def __post_init__(self) -> None:
         validate(self)
@@ -163,7 +170,8 @@ class IALS(Recommender):
             self.epoch_seconds_.append(time.perf_counter() - start)
             self.n_epochs_run_ = it
             metrics = {"epoch": float(it), "epochs_total": float(cfg.iterations)}
-            if last and valid is not None and valid.nnz:
+            due = last or (cfg.eval_every > 0 and it % cfg.eval_every == 0)
+            if due and valid is not None and valid.nnz:
                 from recsys_core.evaluate import validation_ndcg
 
                 metrics["valid_ndcg@10"] = validation_ndcg(self, train, valid, k=10)
