@@ -22,7 +22,7 @@ from recsys_core.cli.main import print_json, workspace_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from recsys_core.data.text_embeddings import DEFAULT_FIELDS, FIELDS, OFFLINE_MODEL
+    from recsys_core.data.text_fields import DEFAULT_FIELDS, FIELDS, OFFLINE_MODEL
 
     p = sub.add_parser(
         "embed-text",

@@ -37,15 +37,9 @@ import pandas as pd
 from recsys_core.data.columns import CATEGORIES, ITEM, TEXT, TEXT_EMBEDDING, TITLE
 from recsys_core.data.features import embedding_column, tfidf_svd
 from recsys_core.data.interactions import Interactions
+from recsys_core.data.text_fields import DEFAULT_FIELDS, FIELDS, OFFLINE_MODEL
 from recsys_core.errors import DataError
 
-#: The encoder that needs no model: TF-IDF + truncated SVD of the item text (offline default).
-OFFLINE_MODEL = "tfidf-svd"
-#: Item-table columns behind each field name the user may list in ``--fields``.
-FIELDS = {
-    "title": TITLE, "genres": CATEGORIES, "categories": CATEGORIES, "tags": TEXT, "text": TEXT
-}  # fmt: skip
-DEFAULT_FIELDS = ("title", "genres", "tags", "text")
 META_FILE = "text_embedding.json"
 #: How the fields read in the text given to the encoder ("Toy Story. Genres: ... . Tags: ...").
 _PREFIX = {TITLE: "", CATEGORIES: "Genres: ", TEXT: "Tags: "}
