@@ -18,6 +18,7 @@ def _command_modules() -> list[ModuleType]:
     from recsys_core.cli import (
         data_cmd,
         embed_cmd,
+        estimate_cmd,
         eval_cmd,
         explain_cmd,
         lifelong_cmd,
@@ -27,7 +28,15 @@ def _command_modules() -> list[ModuleType]:
     )
 
     return [
-        data_cmd, runs_cmd, explain_cmd, eval_cmd, embed_cmd, sweep_cmd, tune_cmd, lifelong_cmd
+        data_cmd,
+        runs_cmd,
+        explain_cmd,
+        eval_cmd,
+        estimate_cmd,
+        embed_cmd,
+        sweep_cmd,
+        tune_cmd,
+        lifelong_cmd,
     ]
 
 
