@@ -187,6 +187,7 @@ def _model_stages(
     on_row: Callable | None,
 ) -> dict[str, Any]:
     from recsys_core.estimate import DataShape, estimate_run
+    from recsys_core.estimate_models import THREAD_SPEEDUP
     from recsys_core.memory import format_gb
     from recsys_core.models import get_model
 
@@ -225,10 +226,15 @@ def _model_stages(
             "est_seconds": round(est.fit_seconds, 1),
             "est_peak_gb": round(est.peak_host_bytes / GB, 2),
             "time_ratio": round(row.seconds / max(est.fit_seconds, 1e-9), 2),
+            # on a busy machine: CPU seconds as an idle machine's 2-thread wall time
+            "cpu_time_ratio": round(
+                row.cpu_seconds / THREAD_SPEEDUP / max(est.fit_seconds, 1e-9), 2
+            ),
             "memory_ratio": round(row.peak_rss_gb * GB / max(est.peak_host_bytes, 1), 2),
         }
-        row.note = f"actual/estimate: time x{row.extra['time_ratio']}, memory x" + str(
-            row.extra["memory_ratio"]
+        row.note = (
+            f"actual/estimate: wall x{row.extra['time_ratio']}, CPU/{THREAD_SPEEDUP:g} "
+            f"x{row.extra['cpu_time_ratio']}, memory x{row.extra['memory_ratio']}"
         )
         if on_row is not None:
             on_row(row)

@@ -187,8 +187,10 @@ def estimate_run(
     base = PROCESS_BYTES + data_bytes(shape.n_users, shape.n_items, total)
     eval_bytes = EVAL_BLOCK_BYTES + EVAL_BYTES_PER_USER * shape.n_test_users
     on_host = dev == "cpu"
-    peak_host = base + (cost.peak_bytes if on_host else cost.state_bytes) + eval_bytes
-    peak_device = 0 if on_host else cost.peak_bytes + eval_bytes
+    # the fit, then the evaluation beside the fitted model (they do not overlap)
+    on_device = max(cost.peak_bytes, cost.state_bytes + eval_bytes)
+    peak_host = base + (on_device if on_host else cost.state_bytes)
+    peak_device = 0 if on_host else on_device
     user_items = shape.n_test_users * shape.n_items
     eval_seconds = user_items * (EVAL_SECONDS_PER_USER_ITEM + cost.score_seconds_per_user_item)
     artefact = int(cost.state_bytes + shape.n_test_users * (100 * 20 + 30 * 8) + 16 * 2**20)
@@ -208,7 +210,7 @@ def estimate_run(
     short = _shortfall(est)
     if short is None:
         return est
-    budget = int(HEADROOM * short[1]) - (peak_host - cost.peak_bytes if on_host else eval_bytes)
+    budget = int(HEADROOM * short[1]) - (base if on_host else 0)
     return dataclasses.replace(
         est, fits=False, reason=short[0], suggestion=nearest_fit(key, config, shape, dev, budget)
     )
@@ -299,7 +301,8 @@ def estimate_choices(
     device: str = "auto",
 ) -> list[Estimate]:
     """Estimates of several models on one dataset (``sizes`` = users, items, interactions) and
-    split, against the memory free now: what the Train page shows before queueing."""
+    split, against the memory free now: what the Train page shows before queueing. Models with
+    an invalid config value or without a cost formula are left out."""
     from recsys_core.config import config_from_dict
     from recsys_core.device import resolve_device
     from recsys_core.models import get_model
@@ -312,7 +315,10 @@ def estimate_choices(
         cls = get_model(key)
         if not has_formula(cls.name):
             continue
-        config = config_from_dict(cls.Config, values)
+        try:
+            config = config_from_dict(cls.Config, values)
+        except ValueError:  # an invalid value: queueing reports it with its reason
+            continue
         out.append(
             estimate_run(
                 key,

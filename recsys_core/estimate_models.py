@@ -7,14 +7,21 @@ that every key of the model registry has an entry.
 
 How the constants were measured
 -------------------------------
-On this project's 2-core CPU machine (torch 2.13 CPU build, 2 threads, shared with other
-work: wall times are inflated and noisy), with ``benchmarks/calibrate_estimates.py``: every
-model fitted for one epoch on the synthetic 3,000 users x 2,000 items x ~145k interactions
-(``--users 3000 --items 2000 --history 50``) and on 6,000 x 3,700 x ~600k, peak memory as the
-RSS growth sampled every 20 ms (``recsys_core.bench.peak_memory``). Each constant below is
-``measured seconds / work units`` (units named beside it), rounded; memory formulas count the
-tensors the fit holds (float32 = 4 bytes) and were checked against the RSS growth. Times on a
-CUDA device are divided by :data:`GPU_SPEEDUP` (not calibrated here: no GPU on this machine).
+On this project's 2-core CPU machine (torch 2.13 CPU build), with
+``benchmarks/calibrate_estimates.py --users 3000 --items 2000 --history 50 --threads 1``:
+every model fitted for one epoch (``epochs=1``) in a fresh process on the synthetic 3,000 users
+x 2,000 items x ~145k interactions, peak memory as the RSS growth sampled every 20 ms
+(``recsys_core.bench.peak_memory``). The machine was shared (load average 17-28 on 2 cores),
+so the constants come from the fits' CPU seconds, not their wall time: wall seconds on an idle
+machine with 2 threads = CPU seconds of 1 thread / :data:`THREAD_SPEEDUP`. Each time constant
+is ``measured CPU seconds / THREAD_SPEEDUP / work units`` (units named beside it); memory
+formulas count the tensors the fit holds (float32 = 4 bytes) and were checked against the RSS
+growth. Calibrated so: MostPopular, ItemKNN, RP3beta, EASE, iALS, BPR, NeuMF, Mult-VAE,
+LightGCN, SASRec (one size only: the time of a size far from it can be off by more than 2x,
+which ``bench --scale`` measures). Not calibrated yet (the busy machine did not finish their
+fits before the deadline of this change): GRU4Rec and multi-interest (they share SASRec's
+constant), two-tower, content and fusion, whose constants are first-principles guesses. Times
+on a CUDA device are divided by :data:`GPU_SPEEDUP` (not calibrated: no GPU on this machine).
 """
 
 from __future__ import annotations
@@ -41,10 +48,20 @@ SEC_PER_SPMM = 1.0 / 4e8
 SEC_PER_NNZ = 6e-8
 #: A training step of the torch models: seconds per (sample x embedding-width MAC), forward and
 #: backward with Adam, per model family (sample = one positive pair or one sequence position).
-SEC_PER_SAMPLE_DIM = {"pair": 2.6e-7, "seq": 6e-9, "vae": 1.2e-9, "tower": 5e-9}
+SEC_PER_SAMPLE_DIM = {
+    "bpr": 2.6e-7,  # 1 epoch, dim 64: 4.2 CPU s (a fixed cost per fit folded in: over-estimates)
+    "neumf": 4e-8,  # 1 epoch, 4 negatives, width 320: 7.8 CPU s
+    "seq": 6.6e-10,  # SASRec, 1 epoch, hidden 64, full softmax over 2,000 items: 13.2 CPU s
+    "vae": 3.2e-10,  # 1 epoch of 3,000 users x 2,000 items, hidden 600: 5.4 CPU s
+    "tower": 5e-9,
+}
 #: Score of one user-item pair at evaluation: a dot product of d floats, or a sparse row.
 SEC_PER_SCORE_DIM = 1.0 / 10e9
 GPU_SPEEDUP = 10.0
+#: What a torch training loop holds beside its tensors (autograd graph, optimiser and allocator
+#: workspace): the RSS growth of one-epoch fits was 100-120 MB above the counted tensors for
+#: BPR, LightGCN and Mult-VAE on 3,000 x 2,000.
+TORCH_FIT_BYTES = 110 * 2**20
 #: Measured CPU seconds of one thread / this = wall seconds with 2 threads on an idle machine.
 THREAD_SPEEDUP = 1.5
 
@@ -132,15 +149,18 @@ def _ials(cfg: Any, s: DataShape, device: str) -> ModelCost:
     return _cost(seconds, peak, F * rows * d, device, SEC_PER_SCORE_DIM * d)
 
 
-def _pairwise(width: Callable[[Any], int], negatives: Callable[[Any], int] = lambda c: 1):
+def _pairwise(
+    unit: str, width: Callable[[Any], int], negatives: Callable[[Any], int] = lambda c: 1
+):
     """BPR / NeuMF: epochs x positives x (1 + negatives) x width; Adam keeps 3 copies."""
 
     def formula(cfg: Any, s: DataShape, device: str) -> ModelCost:
         w = width(cfg)
         samples = s.n_train * (1 + negatives(cfg))
-        seconds = cfg.epochs * samples * w * SEC_PER_SAMPLE_DIM["pair"] + SEC_PER_NNZ * s.n_train
+        seconds = cfg.epochs * samples * w * SEC_PER_SAMPLE_DIM[unit] + SEC_PER_NNZ * s.n_train
         params = (s.n_users + s.n_items) * w
         peak = F * 4 * params + _csr_bytes(s.n_train, 3) + 16 * cfg.batch_size * w * 8
+        peak += TORCH_FIT_BYTES
         return _cost(seconds, peak, F * params, device, SEC_PER_SCORE_DIM * w)
 
     return formula
@@ -150,9 +170,11 @@ def _lightgcn(cfg: Any, s: DataShape, device: str) -> ModelCost:
     """Every step propagates the whole graph: steps x layers x 2 nnz x dim (sparse x dense)."""
     steps = cfg.epochs * -(-s.n_train // cfg.batch_size)
     prop = (cfg.layers + 1) * 2 * s.n_train * cfg.dim
-    seconds = steps * prop * SEC_PER_SPMM * 2 + SEC_PER_NNZ * s.n_train
+    # 1 epoch on 3,000 x 2,000 x 145k: 5.5 CPU s
+    seconds = steps * prop * SEC_PER_SPMM * 0.9 + SEC_PER_NNZ * s.n_train
     params = (s.n_users + s.n_items) * cfg.dim
     peak = F * params * (4 + 2 * (cfg.layers + 1)) + _csr_bytes(2 * s.n_train, 2)
+    peak += TORCH_FIT_BYTES
     return _cost(seconds, peak, F * params, device, SEC_PER_SCORE_DIM * cfg.dim)
 
 
@@ -163,6 +185,7 @@ def _multvae(cfg: Any, s: DataShape, device: str) -> ModelCost:
     seconds = cfg.epochs * (out + s.n_train * cfg.hidden) * SEC_PER_SAMPLE_DIM["vae"] * 3
     params = 2 * s.n_items * cfg.hidden + 2 * cfg.hidden * cfg.latent
     peak = F * (4 * params + 6 * cfg.batch_size * s.n_items) + _csr_bytes(s.n_train, 2)
+    peak += TORCH_FIT_BYTES
     return _cost(seconds, peak, F * params, device, SEC_PER_SCORE_DIM * cfg.hidden)
 
 
@@ -179,6 +202,7 @@ def _sequence(cfg: Any, s: DataShape, device: str) -> ModelCost:
     params = s.n_items * h
     window = cfg.batch_size * cfg.max_len
     peak = F * (4 * params + window * (targets + 8 * blocks * h)) + 16 * s.n_train
+    peak += TORCH_FIT_BYTES
     return _cost(seconds, peak, F * (params + 8 * blocks * h * h), device, SEC_PER_SCORE_DIM * h)
 
 
@@ -190,6 +214,7 @@ def _twotower(cfg: Any, s: DataShape, device: str) -> ModelCost:
     seconds = cfg.epochs * per_epoch * SEC_PER_SAMPLE_DIM["tower"] + SEC_PER_NNZ * s.n_train * 4
     params = (s.n_users + s.n_items) * cfg.dim + 4 * cfg.hidden * cfg.dim
     peak = F * (4 * params + cfg.batch_size * negatives * 3) + _csr_bytes(s.n_train, 3)
+    peak += TORCH_FIT_BYTES
     return _cost(seconds, peak, F * params, device, SEC_PER_SCORE_DIM * cfg.dim)
 
 
@@ -225,9 +250,11 @@ COSTS: dict[str, CostEntry] = {
     "rp3beta": CostEntry(_item_knn_like, knobs=(("topk", 10),), fewer_items=True),
     "ease": CostEntry(_ease, fewer_items=True),
     "ials": CostEntry(_ials, knobs=(("factors", 8),), alternative="most_popular"),
-    "bpr": CostEntry(_pairwise(lambda c: c.dim), knobs=(("dim", 8), ("batch_size", 256))),
+    "bpr": CostEntry(_pairwise("bpr", lambda c: c.dim), knobs=(("dim", 8), ("batch_size", 256))),
     "neumf": CostEntry(
-        _pairwise(lambda c: c.mf_dim + c.mlp_dim + sum(c.mlp_layers), lambda c: c.n_negatives),
+        _pairwise(
+            "neumf", lambda c: c.mf_dim + c.mlp_dim + sum(c.mlp_layers), lambda c: c.n_negatives
+        ),
         knobs=(("batch_size", 256), ("mf_dim", 8), ("mlp_dim", 8)),
     ),
     "lightgcn": CostEntry(_lightgcn, knobs=(("dim", 8),)),
