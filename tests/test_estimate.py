@@ -143,3 +143,24 @@ def test_cli_estimate_refusal(workspace, dataset, capsys, little_memory):
     code = main(["estimate", "tiny", "--model", "ease"])
     out = capsys.readouterr().out
     assert code == 3 and "refused:" in out and "try:" in out
+
+
+def test_scale_bench_table_on_a_tiny_shape(workspace):
+    from recsys_core.bench_scale import format_row, run_scale_bench
+
+    printed = []
+    out = run_scale_bench(
+        workspace,
+        "tall",
+        scale=0.0005,
+        models=("ease",),
+        max_fit_minutes=1e-9,
+        on_row=lambda row: printed.append(format_row(row)),
+    )
+    stages = [row["stage"] for row in out["rows"]]
+    assert stages[:4] == ["generate (cached)", "import CSV", "import Parquet", "load dataset"]
+    assert {"split random", "split leave_last", "split temporal", "split users"} <= set(stages)
+    ease = out["rows"][-1]
+    assert ease["stage"] == "fit ease" and ease["note"].startswith("refused: estimated fit")
+    assert len(printed) == len(stages) and out["data"]["interactions"] == 10_000
+    assert (workspace.root / "synth" / "tall-x0.0005-s0" / "shape.json").exists()
