@@ -11,6 +11,7 @@ from recsys_core.balance import DEPENDENT, BalanceConfig, check_honoured
 from recsys_core.config import config_from_dict, config_to_dict
 from recsys_core.config import describe as describe_config
 from recsys_core.device import available_devices
+from recsys_core.estimate import estimate_choices, estimate_frame
 from recsys_core.jobs import api
 from recsys_core.jobs.spec import ACTIVE, TERMINAL, RunSpec
 from recsys_core.models import MODELS
@@ -103,6 +104,20 @@ device = c1.selectbox(
 c1.caption(f"Found here: {', '.join(found)} (auto → {found[0]})")
 seed = int(c2.number_input("Seed", min_value=0, value=0, step=1, key="train.seed"))
 label = c3.text_input("Label (optional)", key="train.label", placeholder="e.g. baseline sweep")
+
+if chosen:
+    st.markdown("**Estimated cost** (from the dataset's sizes, the split and the device)")
+    with ui.guard("estimating the cost"):
+        sizes = (info.n_users, info.n_items, info.n_interactions)
+        estimates = estimate_choices(sizes, split_values, configs, device)
+        st.dataframe(estimate_frame(estimates), hide_index=True)
+        st.caption(
+            "Formulas per model calibrated on a 2-core CPU (recsys_core/estimate_models.py); "
+            "a run that would not fit in the memory free now is refused before it is queued."
+        )
+        for est in estimates:
+            if not est.fits:
+                st.error(f"{est.model} will be refused: {est.reason}. Try: {est.suggestion}.")
 
 if st.button(
     f"Queue {len(chosen)} run{'s' if len(chosen) != 1 else ''}",

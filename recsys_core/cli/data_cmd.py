@@ -102,12 +102,29 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print stats and warnings as JSON")
     p.set_defaults(func=cmd_profile)
 
-    p = subparsers.add_parser("synth", help="import a synthetic dataset with planted structure")
-    p.add_argument("--users", type=int, default=300, help="number of users")
-    p.add_argument("--items", type=int, default=200, help="number of items")
-    p.add_argument("--clusters", type=int, default=5, help="number of taste clusters")
+    p = subparsers.add_parser(
+        "synth",
+        help="import a synthetic dataset with planted structure, or write a large one",
+        description="Without --shape: a small in-memory dataset imported into the workspace. "
+        "With --shape tall|wide (or --interactions): a large log with power-law tails, "
+        "generated in chunks and written as CSV (and Parquet with --parquet) to --out; "
+        "--import also imports it. Size and tail flags override the shape's values.",
+    )
+    p.add_argument("--users", type=int, help="number of users (default 300, or the shape's)")
+    p.add_argument("--items", type=int, help="number of items (default 200, or the shape's)")
+    p.add_argument("--clusters", type=int, help="number of taste clusters (default 5)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--name", help="dataset name (default: synthetic-<users>x<items>)")
+    p.add_argument("--shape", choices=("tall", "wide"), help="a reference shape (files on disk)")
+    p.add_argument("--scale", type=float, default=1.0, help="shrink the shape (e.g. 0.01)")
+    p.add_argument("--interactions", type=int, help="number of distinct interactions")
+    p.add_argument("--user-alpha", type=float, help="user activity tail exponent (Pareto)")
+    p.add_argument("--item-alpha", type=float, help="item popularity power-law exponent")
+    p.add_argument("--min-per-user", type=int, help="fewest interactions of a user")
+    p.add_argument("--out", help="folder for the files (default: <workspace>/synth/<shape>)")
+    p.add_argument("--parquet", action="store_true", help="also write Parquet copies")
+    p.add_argument("--import", dest="do_import", action="store_true", help="import the CSV")
+    p.add_argument("--json", action="store_true", help="print what was written as JSON")
     p.set_defaults(func=cmd_synth)
 
 
@@ -276,22 +293,73 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    if args.shape or args.interactions:
+        return _synth_shape(args)
     from recsys_core.data.store import import_frames
     from recsys_core.data.synthetic import SyntheticConfig, make_frames
 
-    config = SyntheticConfig(
-        n_users=args.users, n_items=args.items, n_clusters=args.clusters, seed=args.seed
-    )
-    interactions, items, users = make_frames(config)
-    name = args.name or f"synthetic-{args.users}x{args.items}"
+    users, items_n = args.users or 300, args.items or 200
+    clusters = args.clusters or 5
+    config = SyntheticConfig(n_users=users, n_items=items_n, n_clusters=clusters, seed=args.seed)
+    interactions, items, users_frame = make_frames(config)
+    name = args.name or f"synthetic-{users}x{items_n}"
     info = import_frames(
         workspace_of(args),
         interactions,
         items=items,
-        users=users,
+        users=users_frame,
         name=name,
-        source=f"synthetic users={args.users} items={args.items} clusters={args.clusters} "
-        f"seed={args.seed}",
+        source=f"synthetic users={users} items={items_n} clusters={clusters} seed={args.seed}",
     )
     _print_info(info)
+    return 0
+
+
+def _synth_shape(args: argparse.Namespace) -> int:
+    """``synth --shape``: write the large log in chunks (cached by config), optionally import."""
+    from pathlib import Path
+
+    from recsys_core.data.synth_shapes import ensure_shape, shape_config
+
+    cfg = shape_config(
+        args.shape or "tall",
+        args.scale,
+        n_users=args.users,
+        n_items=args.items,
+        n_clusters=args.clusters,
+        n_interactions=args.interactions,
+        user_alpha=args.user_alpha,
+        item_alpha=args.item_alpha,
+        min_per_user=args.min_per_user,
+        seed=args.seed,
+    )
+    ws = workspace_of(args)
+    label = args.name or f"{args.shape or 'custom'}" + (
+        f"-x{args.scale:g}" if args.scale != 1.0 else ""
+    )
+    folder = Path(args.out) if args.out else ws.root / "synth" / f"{label}-s{args.seed}"
+
+    def progress(rows: int, total: int) -> None:
+        if not args.json:
+            print(f"  {rows:,} / {total:,} rows written", flush=True)
+
+    result = ensure_shape(cfg, folder, parquet=args.parquet, progress=progress)
+    if args.do_import:
+        from recsys_core.data.store import import_file
+
+        files = result["files"]
+        info = import_file(ws, files["interactions.csv"], name=label, items=files["items.csv"])
+        result["dataset"] = info.to_dict() if args.json else info.name
+        if not args.json:
+            _print_info(info)
+    if args.json:
+        print_json(result)
+        return 0
+    state = "reused" if result["cached"] else "wrote"
+    print(
+        f"{state} {result['rows']:,} interactions of {cfg.n_users:,} users x {cfg.n_items:,} "
+        f"items in {result['folder']}"
+    )
+    for path in result["files"].values():
+        print(f"  {path}")
     return 0

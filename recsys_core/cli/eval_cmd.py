@@ -98,6 +98,19 @@ def register(subparsers: Any) -> None:
     b.add_argument(
         "--skip-eval-speed", action="store_true", help="skip the 6,000 x 3,700 evaluation figure"
     )
+    b.add_argument(
+        "--scale",
+        choices=("tall", "wide"),
+        help="instead: the pipeline at real-world size (tall: 20M interactions, 138k users, "
+        "27k items; wide: 5M, 200k users, 300k items), one table of stages",
+    )
+    b.add_argument("--scale-factor", type=float, default=1.0, help="shrink the shape (--scale)")
+    b.add_argument(
+        "--max-gb", type=float, default=10.0, help="memory a fit may plan to use (--scale)"
+    )
+    b.add_argument(
+        "--max-fit-minutes", type=float, default=30.0, help="refuse longer fits (--scale)"
+    )
     b.set_defaults(func=cmd_bench)
 
 
@@ -288,6 +301,8 @@ def write_recs(path: Path, data: Any, report: Any, *, k: int) -> Path:
 
 # ----- bench -----------------------------------------------------------------------------------
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.scale:
+        return _bench_scale(args)
     from recsys_core.bench import default_models, run_bench
     from recsys_core.config import config_to_dict
 
@@ -335,6 +350,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
             f"on {out['device']}"
         )
     return 0
+
+
+def _bench_scale(args: argparse.Namespace) -> int:
+    from recsys_core.bench_scale import HEADER, format_row, run_scale_bench
+
+    if not args.json:
+        print(f"bench --scale {args.scale}: load average {', '.join(_load_average())}", flush=True)
+        print(HEADER, flush=True)
+    out = run_scale_bench(
+        workspace_of(args),
+        args.scale,
+        scale=args.scale_factor,
+        max_gb=args.max_gb,
+        max_fit_minutes=args.max_fit_minutes,
+        on_row=None if args.json else lambda row: print(format_row(row), flush=True),
+    )
+    if args.json:
+        print_json(out)
+    else:
+        print(f"data: {out['data']}; load average at the end {', '.join(_load_average())}")
+    return 0
+
+
+def _load_average() -> list[str]:
+    import os
+
+    return [f"{x:.1f}" for x in os.getloadavg()]
 
 
 def _bench_header() -> str:

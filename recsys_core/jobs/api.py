@@ -52,7 +52,8 @@ def normalise_spec(ws: Workspace, spec: RunSpec | dict[str, Any]) -> RunSpec:
     The dataset may be given by id or name (the id is stored); the model key, its config,
     the balance options (including whether the model honours them), the split and the device
     are checked here, so a bad spec is refused at submit time with the reason, not after a
-    queue wait.
+    queue wait. So is a run whose pre-flight estimate (:mod:`recsys_core.estimate`) does not
+    fit in the memory free now: ResourceError with the reason and the nearest setting that fits.
     """
     from recsys_core.balance import BalanceConfig, check_honoured
     from recsys_core.data.store import get_dataset
@@ -82,7 +83,7 @@ def normalise_spec(ws: Workspace, spec: RunSpec | dict[str, Any]) -> RunSpec:
         raise ConfigError(f"seed: expected a non-negative integer, got {spec.seed!r}")
     changed = balance.changed()
     update = _check_parent(ws, spec, model_cls.name, dataset.id)
-    return RunSpec(
+    out = RunSpec(
         dataset=dataset.id,
         model=model_cls.name,
         split=config_to_dict(split),
@@ -95,6 +96,11 @@ def normalise_spec(ws: Workspace, spec: RunSpec | dict[str, Any]) -> RunSpec:
         parent=spec.parent,
         update=update,
     )
+    if out.parent is None:  # an update's cost is the parent's model, not a fresh fit
+        from recsys_core.estimate import estimate_spec, refuse_if_unfit
+
+        refuse_if_unfit(estimate_spec(ws, out))
+    return out
 
 
 def _check_parent(ws: Workspace, spec: RunSpec, model: str, dataset_id: str) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from types import FrameType
 from typing import IO
 
 from recsys_core.errors import RecsysError
+from recsys_core.estimate import start_refusal
 from recsys_core.jobs import store
 from recsys_core.jobs.executor import (
     RUN,
@@ -463,7 +464,9 @@ class Worker:
                 )
             else:
                 # The child's log lives in the run folder: fail the run, not the worker.
-                refusal = _unwritable(self.ws.runs_dir / run_id)
+                refusal = _unwritable(self.ws.runs_dir / run_id) or start_refusal(
+                    self.ws, spec, device
+                )
             if refusal is not None:
                 store.update_run(
                     self.ws,
