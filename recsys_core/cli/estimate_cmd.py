@@ -16,7 +16,7 @@ from recsys_core.cli.main import print_json, workspace_of
 
 def register(subparsers: Any) -> None:
     """Add ``estimate`` to the top-level parser."""
-    from recsys_core.split import PROTOCOLS
+    from recsys_core.split_spec import PROTOCOLS
 
     p = subparsers.add_parser(
         "estimate",
