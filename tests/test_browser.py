@@ -175,6 +175,32 @@ def step_explain_a_recommendation(walk: Walk) -> None:
     walk.no_exception()
 
 
+def step_explain_add_an_item_by_title(walk: Walk) -> None:
+    """What if: search the catalogue by title, add two matches to the user's history, and the
+    top-10 is re-ranked through the model's fold-in, before vs after."""
+    search = walk.page.get_by_label("Find items to add")
+    search.fill("Star")
+    search.press("Enter")
+    picker = walk.page.locator('[data-testid="stMultiSelect"]').filter(
+        has_text="Add to the history"
+    )
+    added = []
+    for _ in range(2):
+        picker.click()
+        option = walk.page.get_by_role("option").filter(has_text="Star").first
+        added.append(option.inner_text().strip())
+        option.click()
+        walk.page.keyboard.press("Escape")
+        walk.text(f"Explaining the edited history: {len(added)} item(s) added")
+    walk.text("Entered the top 10")
+    summary = walk.page.locator('[data-testid="stAlert"]').filter(has_text="the top 10")
+    text = summary.first.inner_text()
+    assert "changed —" in text or "different order" in text, (added, text)  # the list moved
+    walk.text("Recommended because")  # the explanation of the edited history
+    walk.no_exception()
+    walk.shot("explain-whatif")
+
+
 def step_embeddings_map_with_a_user(walk: Walk) -> None:
     walk.goto_page("Embeddings")
     # The sample's 3.6k-item map is computed on the page (bigger ones by the worker).
@@ -356,6 +382,7 @@ STEPS: list[Callable[[Walk], None]] = [
     step_train_ease_and_itemknn,
     step_compare_both_in_table,
     step_explain_a_recommendation,
+    step_explain_add_an_item_by_title,
     step_embeddings_map_with_a_user,
     step_balance_two_point_sweep,
     step_data_upload_recbole_inter,
