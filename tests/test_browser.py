@@ -369,9 +369,28 @@ def step_tune_page(walk: Walk) -> None:
     walk.shot("tune")
 
 
-def step_timeline_page(walk: Walk) -> None:
-    walk.goto_page("Timeline")
+def step_timeline_rolling_evaluation(walk: Walk) -> None:
+    """A rolling evaluation started from the page runs in the real worker with progress: the
+    small RecBole upload, the default models (iALS, EASE) and strategies, two windows."""
+    from recsys_core.data.store import get_dataset
+    from recsys_core.jobs import api
+    from recsys_core.workspace import Workspace
+
+    ws = Workspace(walk.workspace)
+    dataset = get_dataset(ws, RECBOLE_NAME).id
+    walk.page.goto(f"{walk.url}/timeline?dataset={dataset}", wait_until="domcontentloaded")
     walk.text("Start a rolling evaluation")
+    walk.text("No rolling evaluation of this dataset yet")
+    windows = walk.page.locator('[data-testid="stSlider"]').filter(has_text="Windows")
+    windows.get_by_role("slider").press("Home")  # the fewest windows: 2
+    windows.get_by_text("2", exact=True).first.wait_for()
+    walk.page.get_by_role("button", name="Start", exact=True).click()
+    walk.page.locator('[data-testid="stProgress"]').first.wait_for()  # the worker's progress
+    walk.text("Best mean")  # the results replace the progress bar when the task is done
+    tasks = api.list_tasks(ws, kind="rolling")
+    assert [t.status for t in tasks] == ["done"], [(t.status, t.error) for t in tasks]
+    assert tasks[0].payload["spec"]["windows"] == 2, tasks[0].payload
+    walk.page.locator(".js-plotly-plot").first.wait_for()
     walk.no_exception()
     walk.shot("timeline")
 
@@ -389,7 +408,7 @@ STEPS: list[Callable[[Walk], None]] = [
     step_train_short_sasrec,
     step_explain_long_history_sasrec,
     step_tune_page,
-    step_timeline_page,
+    step_timeline_rolling_evaluation,
     # Embeddings, Explain and Balance steps are appended here by their owners.
 ]
 
