@@ -195,6 +195,7 @@ def step_explain_add_an_item_by_title(walk: Walk) -> None:
     walk.page.get_by_text(re.compile("changed —|in a different order")).first.wait_for()
     walk.text("Recommended because")  # the explanation of the edited history
     walk.no_exception()
+    walk.page.get_by_role("heading", name="What if?").evaluate("e => e.scrollIntoView()")
     walk.shot("explain-whatif")
 
 
