@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -14,7 +15,6 @@ import ui_demo
 from recsys_core.explain import (
     SIDE_KINDS,
     USER_SEGMENTS,
-    counterfactual,
     explain,
     explanation_path,
     finished_run,
@@ -31,6 +31,14 @@ from recsys_core.report import cards_report
 from recsys_core.viz.explain import attention_heatmap, deletion_curve, waterfall
 from recsys_core.viz.export import standalone_html
 from recsys_core.viz.markdown import md
+from recsys_core.whatif import (
+    SEARCH_LIMIT,
+    edit_history,
+    edited_explanation_path,
+    item_labels,
+    search_items,
+    what_if,
+)
 from recsys_core.workspace import Workspace
 
 #: Histories longer than this are explained by the worker for deep models (seconds, not ms).
@@ -43,10 +51,29 @@ def _model(root: str, run_id: str):  # noqa: ANN202 - a Recommender, read-only o
 
 
 @st.cache_data(show_spinner="Explaining…", max_entries=64)
-def _explain(root: str, run_id: str, user: int, item: int, target: str, k: int) -> dict:
+def _explain(
+    root: str, run_id: str, user: int, item: int, target: str, k: int,
+    add: tuple[int, ...] = (), remove: tuple[int, ...] = (),
+) -> dict:  # fmt: skip
     split = ui.run_split(root, run_id)
     model = _model(root, run_id)
-    return explain(model, history_source(split, user), user, item, target=target, k=k).to_dict()
+    data = history_source(split, user)
+    if add or remove:  # the what-if edit: the same rules as the re-ranking (recsys_core.whatif)
+        data = edit_history(data, user, add=add, remove=remove)
+    return explain(model, data, user, item, target=target, k=k).to_dict()
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _search(root: str, run_id: str, query: str, exclude: tuple[int, ...]) -> list[int]:
+    """At most SEARCH_LIMIT matches: the page never ships the whole catalogue."""
+    return search_items(ui.run_split(root, run_id).train, query, exclude=exclude).tolist()
+
+
+def _task_key(kind: str, payload: dict) -> str:
+    """The session key of a background task, by its payload (another user or item, another
+    task: switching while one runs never polls the stale one)."""
+    text = json.dumps([kind, payload], sort_keys=True)
+    return "explain.task." + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _run_label(record) -> str:  # noqa: ANN001 - a RunRecord
@@ -117,8 +144,58 @@ recs_view = recs.assign(test=np.where(recs["item_index"].isin(held["item_index"]
 c2.dataframe(recs_view.drop(columns="item_index"), hide_index=True, height=180)
 c2.dataframe(held.drop(columns="item_index"), hide_index=True, height=120)
 
+# ----- what if: edit the history ---------------------------------------------------------------
+st.subheader("What if?")
+st.caption(
+    "Take items out of this user's history or add new ones (they come last, as the most "
+    "recent); the model folds the edited history in through its own score_history, and the "
+    "top-k below and the explanation follow at once."
+)
+if st.session_state.get("explain.edit_for") != [run_id, user]:  # another user or run: no edit
+    for key in ("explain.remove", "explain.add", "explain.add_query"):
+        st.session_state.pop(key, None)
+    st.session_state["explain.edit_for"] = [run_id, user]
+hist_items = user_history(data, user)
+e1, e2, e3 = st.columns([2, 1, 2])
+hist_labels = dict(zip(hist_items.tolist(), item_labels(data, hist_items), strict=True))
+removed = e1.multiselect(
+    "Remove from the history", list(hist_labels), format_func=lambda i: hist_labels[i],
+    key="explain.remove",
+)  # fmt: skip
+query = e2.text_input("Find items to add", key="explain.add_query", placeholder="title or id")
+kept = np.setdiff1d(hist_items, removed)
+chosen = [int(i) for i in st.session_state.get("explain.add", [])]
+options = list(dict.fromkeys(chosen + _search(root, run_id, query, tuple(kept.tolist()))))
+add_labels = dict(zip(options, item_labels(data, options), strict=True))
+added = e3.multiselect(
+    "Add to the history", options, format_func=lambda i: add_labels[i], key="explain.add",
+    placeholder="Pick from the matches",
+    help=f"Offers the {SEARCH_LIMIT} most popular items matching the search (the most popular "
+    "ones when it is empty); added items come last, in the order picked.",
+)  # fmt: skip
+whatif = None
+if removed or added:
+    with ui.guard("re-ranking the edited history", stop=True):
+        whatif = what_if(model, data, user, add=added, remove=removed, k=k)
+    moved = whatif.table["status"].isin(["moved up", "moved down"]).sum()
+    w1, w2, w3 = st.columns(3)
+    w1.metric(f"Entered the top {k}", len(whatif.entered))
+    w2.metric(f"Left the top {k}", len(whatif.left))
+    w3.metric("Moved within it", int(moved))
+    for note in whatif.notes:
+        st.info(note)
+    (st.success if whatif.changed else st.info)(whatif.summary())
+    st.dataframe(whatif.table.drop(columns="item_index"), hide_index=True, key="explain.diff")
+    st.caption(
+        f"before / after: the rank with the original and with the edited history (blank: in "
+        f"that history, so never recommended); move = before − after, positive = moved up. "
+        f"Items that left the top {k} are listed last."
+    )
+edit = {"add": tuple(int(i) for i in added), "remove": tuple(int(i) for i in removed)}
+
 # ----- the explanation ------------------------------------------------------------------------
-titles = dict(zip(recs["item_index"], recs["title"], strict=True))
+shown = whatif.after if whatif is not None else recs
+titles = dict(zip(shown["item_index"], shown["title"], strict=True))
 a, b = st.columns([3, 1])
 ui.restore_from_url("explain.item", ui.URL_ITEM, titles, lambda i: str(data.item_ids[i]))
 item = a.selectbox(
@@ -131,29 +208,36 @@ target = b.radio(
     help=f"rank: the item's margin over the #{k} item, i.e. why it is in the top {k}",
 )  # fmt: skip
 
-long_job = model.family == "deep" and len(history) > BACKGROUND_OVER
+n_history = len(whatif.history) if whatif is not None else len(history)
+long_job = model.family == "deep" and n_history > BACKGROUND_OVER
 exp: dict | None = None
 if long_job:
-    path = explanation_path(ws, run_id, data.user_ids[user], data.item_ids[item], target, k)
+    user_id, item_id = data.user_ids[user], data.item_ids[item]
+    kind, path = "explain", explanation_path(ws, run_id, user_id, item_id, target, k)
+    payload = {"run": run_id, "user": str(user_id), "target": target}
+    payload |= {"item": str(item_id), "k": k}
+    if whatif is not None:
+        add_ids = [str(data.item_ids[i]) for i in edit["add"]]
+        remove_ids = [str(data.item_ids[i]) for i in edit["remove"]]
+        kind, payload = "explain_edited", payload | {"add": add_ids, "remove": remove_ids}
+        path = edited_explanation_path(ws, run_id, user_id, item_id, target, k, add_ids, remove_ids)
     if path.exists():
         exp = json.loads(path.read_text())
     else:
         st.info(
-            f"A {len(history)}-item history under a deep model takes a while: the worker "
+            f"A {n_history}-item history under a deep model takes a while: the worker "
             "explains it in the background."
         )
-        payload = {"run": run_id, "user": str(data.user_ids[user]), "target": target}
-        payload |= {"item": str(data.item_ids[item]), "k": k}
+        task_key = _task_key(kind, payload)
         if st.button("Explain in the background", key="explain.submit"):
             ui_demo.refuse_writes("starting a background explanation")
             with ui.guard("submitting"):  # an identical queued or running task is reused
                 ui_access.require_analyst()
-                st.session_state["explain.task"] = api.submit_task(ws, "explain", payload)
+                st.session_state[task_key] = api.submit_task(ws, kind, payload)
         # After a reload the session has forgotten the task; the catalog has not.
-        task_id = api.find_task(ws, "explain", payload) or st.session_state.get("explain.task")
+        task_id = api.find_task(ws, kind, payload) or st.session_state.get(task_key)
         task = api.get_task(ws, task_id) if task_id else None
         if task is not None and task.payload == payload:
-
             was_active = task.is_active
 
             @st.fragment(run_every=2 if was_active else None)  # polls only a live task
@@ -172,7 +256,12 @@ if long_job:
         st.stop()
 else:
     with ui.guard("explaining", stop=True):
-        exp = _explain(root, run_id, user, int(item), target, k)
+        exp = _explain(root, run_id, user, int(item), target, k, **edit)
+if whatif is not None:
+    st.caption(
+        f"Explaining the edited history: {len(whatif.added)} item(s) added, "
+        f"{len(whatif.removed)} removed ({len(whatif.history)} items)."
+    )
 
 faith = exp["faithfulness"]
 m1, m2, m3, m4, m5 = st.columns(5)
@@ -241,23 +330,6 @@ d3.download_button(
     icon=":material/download:", help="this user's top 3, each with its three strongest reasons",
 )  # fmt: skip
 
-# ----- counterfactual -------------------------------------------------------------------------
-st.subheader("What if?")
-hist_items = user_history(data, user)
-hist_titles = dict(zip(hist_items.tolist(), history["title"], strict=True))
-removed = st.multiselect(
-    "Remove these history items and re-rank", list(hist_titles),
-    format_func=lambda i: hist_titles[i], key="explain.remove",
-)  # fmt: skip
-if removed:
-    with ui.guard("re-ranking"):
-        cf = counterfactual(model, data, user, removed, k=k)
-        st.dataframe(cf.table, hide_index=True)
-        st.caption(
-            "change = old rank − new rank (positive: moved up); new_in_top_k: it was not in "
-            f"the top {k} before."
-        )
-
 # ----- the same user and item under a second run -------------------------------------------------
 others = [r for r in runs if r.id != run_id]
 if others:
@@ -272,7 +344,7 @@ if others:
             other_data = history_source(other_split, user)
             if other_data.n_items != data.n_items or other_data.n_users != data.n_users:
                 raise ValueError("the two runs use different datasets; pick a run on this one")
-            second = _explain(root, other, user, int(item), target, k)
+            second = _explain(root, other, user, int(item), target, k, **edit)
             s1, s2 = st.columns(2)
             s1.markdown(f"**{by_id[run_id].spec.model}**: {md(exp['sentence'])}")
             s1.plotly_chart(fig, key="explain.compare_left")

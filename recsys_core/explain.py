@@ -1113,6 +1113,13 @@ def explain_task(
         raise ConfigError(f"explain task: payload lacks {missing}; give run, user and item ids")
     run_id, user_id, item_id = payload.pop("run"), payload.pop("user"), payload.pop("item")
     device = payload.pop("device", "auto")
+    report = task_progress(progress)
+    exp = explain_run(ws, run_id, user_id, item_id, device=device, progress=report, **payload)
+    return save_explanation(exp, explanation_path(ws, run_id, user_id, item_id, exp.target, exp.k))
+
+
+def task_progress(progress: Callable[..., None]) -> ExplainProgress:
+    """:func:`explain`'s progress callback reporting to a worker's ``progress(fraction, text)``."""
 
     def report(step: int, metrics: dict[str, float]) -> None:
         total = max(metrics["evals_total"], 1.0)
@@ -1121,8 +1128,11 @@ def explain_task(
             f"{int(metrics['evals'])} of ~{int(total)} masked histories scored",
         )
 
-    exp = explain_run(ws, run_id, user_id, item_id, device=device, progress=report, **payload)
-    path = explanation_path(ws, run_id, user_id, item_id, exp.target, exp.k)
+    return report
+
+
+def save_explanation(exp: Explanation, path: Path) -> dict[str, Any]:
+    """Write ``exp``'s JSON to ``path`` (atomically); return the task's headline numbers."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(exp.to_dict()))

@@ -52,11 +52,12 @@ def test_page_explains_a_recommendation(explain_app):
     assert not at.exception and not _errors(at)
     assert at.success[0].value.startswith("In your top 10")
 
-    # counterfactual: remove one history item and re-rank
+    # what if: remove one history item and re-rank (the before/after table appears)
     remove = at.multiselect(key="explain.remove")
     remove.select(remove.options[0]).run()
     assert not at.exception and not _errors(at)
-    assert any("new_rank" in df.value.columns for df in at.dataframe)
+    assert any({"before", "after", "status"} <= set(df.value.columns) for df in at.dataframe)
+    remove.unselect(remove.options[0]).run()
 
     # another explained item keeps the checks
     first = at.selectbox(key="explain.item").value
@@ -64,6 +65,42 @@ def test_page_explains_a_recommendation(explain_app):
     assert at.selectbox(key="explain.item").value != first
     assert not at.exception and not _errors(at)
     assert {m.label: m.value for m in at.metric}["Efficiency"] == "holds"
+
+
+def _sentence(at: AppTest) -> str:
+    """The explanation's plain-language sentence (the what-if summary is a success box too)."""
+    return next(s.value for s in at.success if s.value.startswith(("Recommended", "In your")))
+
+
+def _diff_table(at: AppTest):
+    return next(df.value for df in at.dataframe if {"before", "after"} <= set(df.value.columns))
+
+
+def test_adding_items_by_title_changes_the_top_k_and_the_explanation(explain_app):
+    at = _page()
+    explained = _sentence(at)
+    top = list(at.selectbox(key="explain.item").options)
+    # Search by title, then pick three matches that are not recommended already.
+    at.text_input(key="explain.add_query").input("genre").run()
+    add = at.multiselect(key="explain.add")
+    assert 0 < len(add.options) <= 50  # the page offers matches, never the whole catalogue
+    labels = [o for o in add.options if o.split(" · ")[0] not in top]
+    for label in labels[:3]:
+        at.multiselect(key="explain.add").select(label).run()
+    assert not at.exception and not _errors(at)
+    assert len(at.multiselect(key="explain.add").value) == 3  # the picks survive the reruns
+    table = _diff_table(at)
+    assert set(table["status"]) - {"unchanged"}, table  # the top-k moved
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Entered the top 10"]) == (table["status"] == "entered").sum()
+    assert any("Explaining the edited history: 3 item(s) added" in c.value for c in at.caption)
+    assert {m.label: m.value for m in at.metric}["Efficiency"] == "holds"
+    assert _sentence(at) != explained or at.selectbox(key="explain.item").options != top
+    # Another user: the edit is forgotten.
+    other = next(o for o in ("u1", "u2") if f"User {o}" != at.subheader[0].value)
+    at.text_input(key="explain.search").input(other).run()
+    assert not at.multiselect(key="explain.add").value
+    assert not at.exception and not _errors(at)
 
 
 def test_page_reports_an_unknown_user(explain_app):

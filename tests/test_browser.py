@@ -10,6 +10,7 @@ Every step leaves a screenshot in ``test-artifacts/`` and refreshes ``docs/scree
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -166,6 +167,29 @@ def step_explain_a_recommendation(walk: Walk) -> None:
     walk.text("Recommended because")
     assert parse_qs(urlparse(walk.page.url).query) == before
     walk.no_exception()
+
+
+def step_explain_add_an_item_by_title(walk: Walk) -> None:
+    """What if: search the catalogue by title, add a match to the user's history, and the
+    top-10 is re-ranked through the model's fold-in, before vs after."""
+    search = walk.page.get_by_label("Find items to add")
+    search.fill("Star")
+    search.press("Enter")
+    picker = walk.page.locator('[data-testid="stMultiSelect"]').filter(
+        has_text="Add to the history"
+    )
+    picker.click()
+    option = walk.page.get_by_role("option").filter(has_text="Star").first
+    option.click()
+    walk.page.keyboard.press("Escape")
+    walk.text("Explaining the edited history: 1 item(s) added")
+    walk.text("Entered the top 10")
+    # The summary names what entered and left (or says the same items moved): the list moved.
+    walk.page.get_by_text(re.compile("changed —|in a different order")).first.wait_for()
+    walk.text("Recommended because")  # the explanation of the edited history
+    walk.no_exception()
+    walk.page.get_by_role("heading", name="What if?").evaluate("e => e.scrollIntoView()")
+    walk.shot("explain-whatif")
 
 
 def step_embeddings_map_with_a_user(walk: Walk) -> None:
@@ -336,9 +360,28 @@ def step_tune_page(walk: Walk) -> None:
     walk.shot("tune")
 
 
-def step_timeline_page(walk: Walk) -> None:
-    walk.goto_page("Timeline")
+def step_timeline_rolling_evaluation(walk: Walk) -> None:
+    """A rolling evaluation started from the page runs in the real worker with progress: the
+    small RecBole upload, the default models (iALS, EASE) and strategies, two windows."""
+    from recsys_core.data.store import get_dataset
+    from recsys_core.jobs import api
+    from recsys_core.workspace import Workspace
+
+    ws = Workspace(walk.workspace)
+    dataset = get_dataset(ws, RECBOLE_NAME).id
+    walk.page.goto(f"{walk.url}/timeline?dataset={dataset}", wait_until="domcontentloaded")
     walk.text("Start a rolling evaluation")
+    walk.text("No rolling evaluation of this dataset yet")
+    windows = walk.page.locator('[data-testid="stSlider"]').filter(has_text="Windows")
+    windows.get_by_role("slider").press("Home")  # the fewest windows: 2
+    windows.get_by_text("2", exact=True).first.wait_for()
+    walk.page.get_by_role("button", name="Start", exact=True).click()
+    walk.page.locator('[data-testid="stProgress"]').first.wait_for()  # the worker's progress
+    walk.text("Best mean")  # the results replace the progress bar when the task is done
+    tasks = api.list_tasks(ws, kind="rolling")
+    assert [t.status for t in tasks] == ["done"], [(t.status, t.error) for t in tasks]
+    assert tasks[0].payload["spec"]["windows"] == 2, tasks[0].payload
+    walk.page.locator(".js-plotly-plot").first.wait_for()
     walk.no_exception()
     walk.shot("timeline")
 
@@ -349,13 +392,14 @@ STEPS: list[Callable[[Walk], None]] = [
     step_train_ease_and_itemknn,
     step_compare_both_in_table,
     step_explain_a_recommendation,
+    step_explain_add_an_item_by_title,
     step_embeddings_map_with_a_user,
     step_balance_two_point_sweep,
     step_data_upload_recbole_inter,
     step_train_short_sasrec,
     step_explain_long_history_sasrec,
     step_tune_page,
-    step_timeline_page,
+    step_timeline_rolling_evaluation,
     # Embeddings, Explain and Balance steps are appended here by their owners.
 ]
 

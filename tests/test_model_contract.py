@@ -17,6 +17,7 @@ from recsys_core.config import config_from_dict
 from recsys_core.data.interactions import Interactions
 from recsys_core.models import MODELS, get_model
 from recsys_core.models.base import Recommender
+from recsys_core.whatif import search_items, user_history, what_if
 
 #: Config overrides that keep each model fast on the test data (deep models: few epochs).
 FAST_CONFIGS: dict[str, dict] = {
@@ -225,6 +226,50 @@ def test_recovers_planted_structure(key, holdouts):
     model = make_model(key, "cpu").fit(train)
     recall = recall_at(model, truth)
     assert recall > popular * 1.2 + 0.02, f"{key}: recall@10 {recall:.3f} vs popular {popular:.3f}"
+    _assert_folds_in_an_added_cluster(key, model, train)
+
+
+def _assert_folds_in_an_added_cluster(key: str, model: Recommender, train: Interactions) -> None:
+    """What if a user of cluster a watched five items of cluster b? Folded in through the
+    model's own score_history (recsys_core.whatif), cluster b's other items move up into the
+    top 10 (summed over ten users: single users may not move)."""
+    # planted: an item's first category is its cluster's genre, a user's segment its cluster
+    item_cluster = np.array([int(c[0].removeprefix("Genre")) for c in train.item_categories()])
+    user_cluster = np.array([int(s.removeprefix("S")) for s in train.user_table["segment"]])
+    n_clusters = int(item_cluster.max()) + 1
+    counts = np.zeros(2, dtype=np.int64)  # cluster-b items in the top 10, before and after
+    for user in range(0, train.n_users, train.n_users // 10):
+        b = (user_cluster[user] + 1) % n_clusters
+        add = search_items(train, f"(Genre{b})", exclude=user_history(train, user))[:5]
+        result = what_if(model, train, user, add=add, k=10)
+        assert result.reads_history, f"{key}: the edited history did not change any score"
+        for n, frame in enumerate((result.before, result.after)):
+            items = frame["item_index"].to_numpy()
+            counts[n] += (item_cluster[items] == b).sum() - np.isin(items, add).sum()
+    before, after = counts.tolist()
+    assert after >= before + 5, f"{key}: cluster items in the top 10: {before} -> {after}"
+
+
+#: Models whose scores do not depend on the history (no fold-in): what-if edits say so.
+HISTORY_BLIND = {"random", "most_popular"}
+
+
+@pytest.mark.parametrize("key", MODEL_KEYS)
+def test_what_if_remove_and_re_add_restores_the_top_k(key, fitted, small_synthetic):
+    model, data = fitted[key], small_synthetic
+    user = int(np.argmax(data.user_activity))
+    latest = user_history(data, user)[-1:]
+    same = what_if(model, data, user, add=latest, remove=latest, k=10)
+    assert same.after["item_index"].tolist() == same.before["item_index"].tolist()
+    np.testing.assert_allclose(same.after["score"], same.before["score"], rtol=1e-5, atol=1e-6)
+    assert not same.changed and not len(same.entered) and not len(same.left)
+    add = search_items(data, "", exclude=user_history(data, user))[:3]
+    edited = what_if(model, data, user, add=add, k=10)
+    assert edited.reads_history == (key not in HISTORY_BLIND)
+    if key in HISTORY_BLIND:  # said plainly; the list only loses the items now in the history
+        assert any("has no fold-in" in note for note in edited.notes)
+        kept = edited.before[~edited.before["item_index"].isin(add)]["score"].to_numpy()
+        np.testing.assert_array_equal(edited.after["score"].to_numpy()[: len(kept)], kept)
 
 
 def test_exempt_and_fast_keys_are_registered():
@@ -232,3 +277,4 @@ def test_exempt_and_fast_keys_are_registered():
     assert set(STRUCTURE_EXEMPT) <= set(MODELS)
     assert set(FAST_CONFIGS) <= set(MODELS)
     assert set(FOLD_IN_AGREEMENT) <= set(MODELS)
+    assert HISTORY_BLIND <= set(MODELS)

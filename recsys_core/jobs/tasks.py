@@ -35,6 +35,14 @@ def _explain(ws: Workspace, payload: dict[str, Any], progress: TaskProgress) -> 
     return explain_task(ws, payload, progress)
 
 
+def _explain_edited(
+    ws: Workspace, payload: dict[str, Any], progress: TaskProgress
+) -> dict[str, Any]:
+    from recsys_core.whatif import explain_edited_task  # shap and torch load in the child only
+
+    return explain_edited_task(ws, payload, progress)
+
+
 def _umap(ws: Workspace, payload: dict[str, Any], progress: TaskProgress) -> dict[str, Any]:
     from recsys_core.embeddings import umap_task  # umap/numba load in the child only
 
@@ -53,6 +61,7 @@ def _rolling(ws: Workspace, payload: dict[str, Any], progress: TaskProgress) -> 
 
 TASKS: dict[str, TaskFn] = {
     "explain": _explain,
+    "explain_edited": _explain_edited,
     "umap": _umap,
     "study": _study,
     "rolling": _rolling,
