@@ -226,7 +226,15 @@ def test_recovers_planted_structure(key, holdouts):
     model = make_model(key, "cpu").fit(train)
     recall = recall_at(model, truth)
     assert recall > popular * 1.2 + 0.02, f"{key}: recall@10 {recall:.3f} vs popular {popular:.3f}"
-    _assert_folds_in_an_added_cluster(key, model, train)
+    if key not in CLUSTER_FOLD_EXEMPT:
+        _assert_folds_in_an_added_cluster(key, model, train)
+
+
+#: Models whose top 10 need not follow five added items of another cluster, with the reason.
+CLUSTER_FOLD_EXEMPT: dict[str, str] = {
+    # measured: 0 -> 0 cluster items over ten users; the remove/re-add check still covers it
+    "twotower": "its user tower reads the segment attribute, which is the planted cluster",
+}
 
 
 def _assert_folds_in_an_added_cluster(key: str, model: Recommender, train: Interactions) -> None:
@@ -278,3 +286,4 @@ def test_exempt_and_fast_keys_are_registered():
     assert set(FAST_CONFIGS) <= set(MODELS)
     assert set(FOLD_IN_AGREEMENT) <= set(MODELS)
     assert HISTORY_BLIND <= set(MODELS)
+    assert set(CLUSTER_FOLD_EXEMPT) <= set(MODELS)
