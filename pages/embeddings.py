@@ -16,6 +16,7 @@ from recsys_core.config import config_to_dict
 from recsys_core.data.text_embeddings import text_embedding_info
 from recsys_core.jobs import api
 from recsys_core.jobs.artifacts import RunArtifacts
+from recsys_core.map_options import METRICS, WHAT
 from recsys_core.models import MODELS
 from recsys_core.viz.embeddings import map_figure, side_by_side_figure
 from recsys_core.viz.export import figure_png, png_unavailable, standalone_html
@@ -154,9 +155,9 @@ c1, c2, c3 = st.columns([3, 1, 2])
 run_id = c1.selectbox(
     "Run", list(by_id), format_func=lambda r: _run_label(by_id[r]), key="maps.run"
 )
-what = c2.radio("Map", emb.WHAT, horizontal=True, key="maps.what")
+what = c2.radio("Map", WHAT, horizontal=True, key="maps.what")
 with c3.expander("Map options"):
-    metric = st.selectbox("Metric", emb.METRICS, key="maps.metric")
+    metric = st.selectbox("Metric", METRICS, key="maps.metric")
     neighbours = st.slider("Neighbours", 5, 100, 15, key="maps.neighbors")
     min_dist = st.slider("Min distance", 0.0, 0.99, 0.1, step=0.05, key="maps.min_dist")
     seed = int(st.number_input("Seed", 0, 10_000, 0, key="maps.seed"))
