@@ -81,7 +81,25 @@ st.header("2 · How the models compare")
 groups: dict[str, list] = {}
 for record in runs:
     groups.setdefault(split_key(record.spec.dataset, record.spec.split), []).append(record)
-records = max(groups.values(), key=len)  # the split with the most runs: one fair comparison
+# One fair comparison: the runs of one split (by default the split with the most runs); the
+# analyst chooses which of them the demo shows before presenting.
+split_keys = sorted(groups, key=lambda key: -len(groups[key]))
+with st.expander("Runs shown in this demo", expanded=False):
+    chosen_split = st.selectbox(
+        "Split", split_keys, key="demo.split",
+        format_func=lambda key: f"{groups[key][0].spec.split.get('protocol', 'default')} split, "
+        f"{len(groups[key])} finished runs",
+    )  # fmt: skip
+    options = {r.id: r for r in groups[chosen_split]}
+    picked = st.multiselect(
+        "Runs", list(options), default=list(options), key=f"demo.runs.{chosen_split}",
+        format_func=lambda r: f"{options[r].spec.label or options[r].spec.model} · {r[-6:]}",
+        help="The comparison, the report and the cards use these runs only.",
+    )  # fmt: skip
+records = [options[r] for r in picked]
+if not records:
+    st.info("No run chosen: pick at least one under \"Runs shown in this demo\".")
+    st.stop()
 with ui.guard("loading metrics", stop=True):
     entries = [run_entry(record, ui.run_metrics(root, record.id)) for record in records]
     table = leaderboard_table(entries)

@@ -62,6 +62,12 @@ def test_server_demo_mode_tells_the_story_and_never_trains(demo_env, monkeypatch
     at.radio(key="demo.segment").set_value("cold").run()
     at.button(key="demo.next").click().run()
     assert not at.exception and not at.error
+    # The analyst chooses the runs the demo shows: with one run left, the cards use it alone.
+    runs = next(m for m in at.multiselect if m.key.startswith("demo.runs."))
+    keep = runs.value[-1]
+    runs.set_value([keep]).run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="demo.run").options == [at.selectbox(key="demo.run").format_func(keep)]
     assert _counts(ws) == before
 
 
