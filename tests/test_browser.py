@@ -178,8 +178,21 @@ def step_explain_add_an_item_by_title(walk: Walk) -> None:
     picker = walk.page.locator('[data-testid="stMultiSelect"]').filter(
         has_text="Add to the history"
     )
-    picker.click()
+    # The search reruns the page, and a rerun that lands after the picker opened closes it
+    # again (the fresh-clone CI run waited 240 s on a closed list): wait for the rerun to end,
+    # then open the list, and open it again if a late rerun closed it.
+    _wait_idle(walk)
     option = walk.page.get_by_role("option").filter(has_text="Star").first
+    for attempt in range(6):
+        picker.click()
+        try:
+            option.wait_for(timeout=10_000)
+            break
+        except Exception:  # playwright's TimeoutError: the list closed or is not there yet
+            if attempt == 5:
+                raise
+            walk.page.keyboard.press("Escape")
+            _wait_idle(walk)
     option.click()
     walk.page.keyboard.press("Escape")
     walk.text("Explaining the edited history: 1 item(s) added")
@@ -190,6 +203,17 @@ def step_explain_add_an_item_by_title(walk: Walk) -> None:
     walk.no_exception()
     walk.page.get_by_role("heading", name="What if?").evaluate("e => e.scrollIntoView()")
     walk.shot("explain-whatif")
+
+
+def _wait_idle(walk: Walk) -> None:
+    """Wait until the app is not running its script (Streamlit's "Running..." widget gone)."""
+    walk.page.wait_for_timeout(500)  # a rerun just asked for may not have started yet
+    walk.page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !/Running/i.test(document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        ".innerText)",
+        timeout=PATIENCE * 1000,
+    )
 
 
 def step_embeddings_map_with_a_user(walk: Walk) -> None:
