@@ -70,13 +70,22 @@ class Session:
 
 
 # ----- the steps, in order ----------------------------------------------------------------------
-def step_every_page_stays_on_the_origin(s: Session) -> None:
-    for title, charts in PAGES.items():
+def _visit(s: Session, titles: list[str]) -> None:
+    for title in titles:
         s.goto_page(title)
-        s.settle(charts)
+        s.settle(PAGES[title])
         s.page.screenshot(path=str(ARTIFACTS / f"offline-{title.lower()}.png"))
         s.no_outside_requests(title)
     assert any(u.startswith(s.url) for u in s.seen)  # the recorder saw the app's own requests
+
+
+# Two steps of five pages each, so each has its own time limit (ten pages took 48 s once).
+def step_first_pages_stay_on_the_origin(s: Session) -> None:
+    _visit(s, list(PAGES)[:5])
+
+
+def step_other_pages_stay_on_the_origin(s: Session) -> None:
+    _visit(s, list(PAGES)[5:])
 
 
 def step_demo_mode_through_the_switch(s: Session) -> None:
@@ -122,7 +131,8 @@ def step_compare_report_opens_offline_from_disk(s: Session) -> None:
 
 
 STEPS: list[Callable[[Session], None]] = [
-    step_every_page_stays_on_the_origin,
+    step_first_pages_stay_on_the_origin,
+    step_other_pages_stay_on_the_origin,
     step_demo_mode_through_the_switch,
     step_compare_report_opens_offline_from_disk,
 ]
